@@ -1,0 +1,2 @@
+CMakeFiles/fx_bus.dir/src/bus/placeholder.c.o: \
+ /work/main/src/bus/placeholder.c /usr/include/stdc-predef.h

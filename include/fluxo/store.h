@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Store: the relational database behind every service, one interface, a
+ * backend per engine chosen from the URL (sqlite:DIR today; postgresql://...
+ * next). Nothing above src/store/ sees engine types or calls.
+ *
+ * SQL given to the store is the portable subset both engines speak:
+ * `?` placeholders (the PostgreSQL backend rewrites them to $n),
+ * INSERT ... ON CONFLICT (...) DO UPDATE/NOTHING, RETURNING. Where DDL must
+ * differ, migrations carry per-dialect text.
+ *
+ * Threads: a struct fx_store is a connection; use it from one thread at a
+ * time. Open one per thread (they share the database file/server).
+ *
+ * Statements: fx_store_prepare caches by SQL text for the connection's
+ * lifetime; the returned statement belongs to the store (do not free it).
+ */
+#ifndef FLUXO_STORE_H
+#define FLUXO_STORE_H
+
+#include "fluxo/error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct fx_store;
+struct fx_stmt;
+
+/*
+ * Open the database of one service ("ingest", "distribution", ...).
+ * url "sqlite:DIR" opens DIR/<name>.db (created, WAL, synchronous=NORMAL,
+ * foreign keys on, busy timeout). Returns 0 or FX_E* with err filled.
+ */
+int fx_store_open(const char *url, const char *name, struct fx_store **out, struct fx_err *err);
+void fx_store_close(struct fx_store *s);
+
+/* "sqlite" or "postgresql". */
+const char *fx_store_dialect(const struct fx_store *s);
+
+/* Run SQL without parameters (may hold several statements). */
+int fx_store_exec(struct fx_store *s, const char *sql, struct fx_err *err);
+
+/* Transactions. begin takes the write lock at once (SQLite: BEGIN IMMEDIATE). */
+int fx_store_begin(struct fx_store *s);
+int fx_store_commit(struct fx_store *s);
+int fx_store_rollback(struct fx_store *s); /* no-op outside a transaction */
+
+/* Prepare (or fetch from the cache) a statement; reset and unbound on return. */
+int fx_store_prepare(struct fx_store *s, const char *sql, struct fx_stmt **out,
+                     struct fx_err *err);
+
+/* Bind 1-based parameters. Text is copied. */
+int fx_stmt_bind_int(struct fx_stmt *st, int idx, int64_t v);
+int fx_stmt_bind_text(struct fx_stmt *st, int idx, const char *s, size_t len);
+int fx_stmt_bind_null(struct fx_stmt *st, int idx);
+int fx_stmt_bind_double(struct fx_stmt *st, int idx, double v);
+
+#define FX_STORE_DONE 0
+#define FX_STORE_ROW 1
+/*
+ * Execute / advance: FX_STORE_ROW with a row available, FX_STORE_DONE when
+ * finished, or < 0: FX_ECONSTRAINT (unique / check / foreign key), FX_EBUSY
+ * (locked past the busy timeout), FX_ESTORE (anything else; message in
+ * fx_store_errmsg).
+ */
+int fx_stmt_step(struct fx_stmt *st);
+/* Columns of the current row, 0-based. Text valid until the next step/reset. */
+int64_t fx_stmt_int(struct fx_stmt *st, int col);
+double fx_stmt_double(struct fx_stmt *st, int col);
+const char *fx_stmt_text(struct fx_stmt *st, int col, size_t *len); /* NULL for SQL NULL */
+int fx_stmt_is_null(struct fx_stmt *st, int col);
+int fx_stmt_ncols(struct fx_stmt *st);
+/* Reset for re-execution and clear bindings. */
+void fx_stmt_reset(struct fx_stmt *st);
+
+/* Rows changed by the last INSERT/UPDATE/DELETE. */
+int64_t fx_store_changes(struct fx_store *s);
+/* Last engine error message (connection-scoped). */
+const char *fx_store_errmsg(struct fx_store *s);
+
+/* Versioned migrations, tracked per component in table fx_migrations. */
+struct fx_migration {
+    int version;            /* 1, 2, 3... ascending */
+    const char *name;       /* short description */
+    const char *sql;        /* portable SQL, or NULL when per-dialect below */
+    const char *sql_sqlite; /* overrides sql on SQLite */
+    const char *sql_pg;     /* overrides sql on PostgreSQL */
+};
+
+/*
+ * Apply, in one transaction each, every migration of component whose version
+ * is above the recorded one. Returns 0, or an error naming the failing
+ * version. *applied (may be NULL) receives how many ran.
+ */
+int fx_store_migrate(struct fx_store *s, const char *component, const struct fx_migration *m,
+                     size_t n, int *applied, struct fx_err *err);
+/* Current version of component (0 when none). */
+int fx_store_schema_version(struct fx_store *s, const char *component);
+
+/* Backend contract; every slot is set (unused ones point at fx__store_notsup*). */
+struct fx_store_ops {
+    const char *name;   /* dialect */
+    const char *scheme; /* URL scheme: "sqlite" */
+    int (*open)(const char *location, const char *name, struct fx_store **out,
+                struct fx_err *err);
+};
+
+#endif

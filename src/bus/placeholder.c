@@ -1,0 +1,1 @@
+int fx__bus_placeholder;

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/* Clocks, UUIDv7, traceparent, hashing (libsodium) and file helpers. */
+#include "fluxo/util.h"
+#include "fluxo/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+_Static_assert(sizeof(struct fx_sha256) >= sizeof(crypto_hash_sha256_state),
+               "fx_sha256 too small for libsodium state");
+
+static void ensure_sodium(void)
+{
+    static int ready;
+    if (!ready) {
+        if (sodium_init() < 0) {
+            fprintf(stderr, "fluxo: libsodium failed to initialise\n");
+            abort();
+        }
+        ready = 1;
+    }
+}
+
+int64_t fx_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t fx_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void fx_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void fx_uuid7(char out[37])
+{
+    ensure_sodium();
+    unsigned char b[16];
+    uint64_t ms = (uint64_t)fx_now_ms();
+    randombytes_buf(b + 6, 10);
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
+    char h[33];
+    hex(b, 16, h);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
+}
+
+void fx_traceparent_new(char out[56])
+{
+    ensure_sodium();
+    unsigned char b[24];
+    randombytes_buf(b, sizeof(b));
+    char h[49];
+    hex(b, 24, h);
+    snprintf(out, 56, "00-%.32s-%.16s-01", h, h + 32);
+}
+
+void fx_sha256_init(struct fx_sha256 *s)
+{
+    ensure_sodium();
+    crypto_hash_sha256_init((crypto_hash_sha256_state *)s->opaque);
+}
+
+void fx_sha256_update(struct fx_sha256 *s, const void *data, size_t len)
+{
+    crypto_hash_sha256_update((crypto_hash_sha256_state *)s->opaque, data, len);
+}
+
+void fx_sha256_final_hex(struct fx_sha256 *s, char out[65])
+{
+    unsigned char d[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final((crypto_hash_sha256_state *)s->opaque, d);
+    hex(d, sizeof(d), out);
+}
+
+void fx_sha256_hex(const void *data, size_t len, char out[65])
+{
+    struct fx_sha256 s;
+    fx_sha256_init(&s);
+    fx_sha256_update(&s, data, len);
+    fx_sha256_final_hex(&s, out);
+}
+
+int fx_sha256_file(const char *path, char out[65])
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return FX_EIO;
+    struct fx_sha256 s;
+    fx_sha256_init(&s);
+    unsigned char buf[1 << 16];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            close(fd);
+            return FX_EIO;
+        }
+        if (n == 0)
+            break;
+        fx_sha256_update(&s, buf, (size_t)n);
+    }
+    close(fd);
+    fx_sha256_final_hex(&s, out);
+    return 0;
+}
+
+uint64_t fx_hash64(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+int fx_mkdirs(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(tmp))
+        return FX_EINVAL;
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] == '/' || tmp[i] == '\0') {
+            char c = tmp[i];
+            tmp[i] = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return FX_EIO;
+            tmp[i] = c;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,1 @@
+int fx__schema_placeholder;
