@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* fluxo serve | run SERVICE | migrate: long-running services and schema set-up. */
+#include "cli.h"
+
+#include "fluxo/log.h"
+#include "fluxo/util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
+}
+
+static int run_until_signal(struct cli *cli, unsigned mask, const char *what)
+{
+    if (cli_load_runtime(cli))
+        return 1;
+    struct fx_err err;
+    fx_err_clear(&err);
+    if (fx_services_migrate(&cli->rt, &err) != 0) {
+        cli_print_err("migrate", &err);
+        return 1;
+    }
+    cli_on_signals(&cli->rt.stop);
+    struct fx_services *svc = NULL;
+    if (fx_services_start(&cli->rt, mask, &svc, &err) != 0) {
+        cli_print_err(what, &err);
+        return 1;
+    }
+    fx_log_info("fluxo", "%s running on %s (store %s, bus %s%s%s); Ctrl-C or SIGTERM stops", what,
+                cli->rt.data_dir, cli->rt.db_url, cli->rt.bus_url,
+                (mask & FX_SVC_WATCH) ? ", inbox " : "", (mask & FX_SVC_WATCH) ? cli->rt.inbox : "");
+    while (!cli->rt.stop)
+        fx_sleep_ms(100);
+    fx_log_info("fluxo", "stopping: finishing in-flight work");
+    fx_services_stop(svc);
+    fx_log_info("fluxo", "stopped");
+    return 0;
+}
+
+int cmd_serve(struct cli *cli, int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        printf("usage: fluxo serve\n\nRuns ingest (watched folder, relay, applied-status "
+               "consumer) and distribution\n(distribution.workers threads) in one process "
+               "until SIGINT/SIGTERM.\n\n%s",
+               CLI_GLOBAL_HELP);
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "fluxo serve: unexpected argument '%s'\n", argv[1]);
+        return 2;
+    }
+    return run_until_signal(cli, FX_SVC_ALL, "serve");
+}
+
+int cmd_run(struct cli *cli, int argc, char **argv)
+{
+    if (wants_help(argc, argv) || argc != 2) {
+        FILE *out = argc == 2 ? stdout : stderr;
+        fprintf(out, "usage: fluxo run SERVICE\n\nservices:\n"
+                     "  ingest        watched folder, outbox relay, batch status updates\n"
+                     "  distribution  applies processed_data chunks to the normalized tables\n"
+                     "Several processes may share one data dir; they talk only through the bus.\n\n%s",
+                CLI_GLOBAL_HELP);
+        return argc == 2 ? 0 : 2;
+    }
+    if (strcmp(argv[1], "ingest") == 0)
+        return run_until_signal(cli, FX_SVC_INGEST, "ingest");
+    if (strcmp(argv[1], "distribution") == 0)
+        return run_until_signal(cli, FX_SVC_DISTRIBUTION, "distribution");
+    fprintf(stderr, "fluxo run: unknown service '%s' (ingest, distribution)\n", argv[1]);
+    return 2;
+}
+
+int cmd_migrate(struct cli *cli, int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        printf("usage: fluxo migrate\n\nCreates or upgrades the databases of every service "
+               "(ingest, distribution,\nand each pipeline's tables) and the bus. Idempotent.\n");
+        return 0;
+    }
+    if (cli_load_runtime(cli))
+        return 1;
+    struct fx_err err;
+    fx_err_clear(&err);
+    if (fx_services_migrate(&cli->rt, &err) != 0) {
+        cli_print_err("migrate", &err);
+        return 1;
+    }
+    printf("databases up to date in %s\n", cli->rt.data_dir);
+    return 0;
+}

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Services of the core pipeline and the runtime they share.
+ *
+ *   ingest        reads sources (files, watched folder), validates rows against
+ *                 a pipeline, writes accepted rows as staging chunks plus an
+ *                 outbox entry per chunk in one transaction, and records every
+ *                 rejected row and warning with file, row, column, value, rule.
+ *   relay         publishes outbox chunks to the bus (routing key
+ *                 processed_data) and marks them published.
+ *   distribution  consumes processed_data, applies each chunk in one
+ *                 transaction (upserts into the normalized tables + the
+ *                 message id into its inbox table: exactly-once effect),
+ *                 acks after commit, and reports applied chunks back on the
+ *                 bus (routing key distribution.applied).
+ *   applied       (part of ingest) consumes distribution.applied and marks
+ *                 staging chunks applied, which completes batch status.
+ *
+ * Services talk only through the bus; each owns its database
+ * (<data_dir>/ingest.db, <data_dir>/distribution.db on SQLite).
+ */
+#ifndef FLUXO_SERVICES_H
+#define FLUXO_SERVICES_H
+
+#include "fluxo/config.h"
+#include "fluxo/error.h"
+#include "fluxo/schema.h"
+
+#include <stdint.h>
+
+struct fx_bus;
+
+#define FX_RK_PROCESSED "processed_data"
+#define FX_RK_APPLIED "distribution.applied"
+#define FX_GROUP_DISTRIBUTION "processed_data"
+#define FX_GROUP_APPLIED "ingest.applied"
+
+/* Resolved settings and loaded pipelines, shared read-only by every service thread. */
+struct fx_runtime {
+    const struct fx_config *cfg;
+    char *data_dir;
+    char *db_url;  /* store URL (per-service databases live under it) */
+    char *bus_url;
+    char *inbox;
+    char *pipelines_dir;
+    char *default_pipeline;
+    size_t npipelines;
+    struct fx_pipeline **pipelines;
+    volatile int stop; /* set by signal handlers / serve to stop loops */
+};
+
+/* Resolve URLs and directories from cfg, set the time zone, load every
+ * every .yaml file of pipelines_dir. Errors name the offending pipeline file. */
+int fx_runtime_init(struct fx_runtime *rt, const struct fx_config *cfg, struct fx_err *err);
+void fx_runtime_cleanup(struct fx_runtime *rt);
+const struct fx_pipeline *fx_runtime_pipeline(const struct fx_runtime *rt, const char *name);
+
+/* ---- ingest ---- */
+
+struct fx_ingest;
+
+int fx_ingest_open(struct fx_runtime *rt, struct fx_ingest **out, struct fx_err *err);
+void fx_ingest_close(struct fx_ingest *ig);
+
+/* Progress callback: rows read so far, bytes consumed and total (0 if unknown). */
+typedef void (*fx_progress_cb)(void *ud, uint64_t rows, long long bytes, long long total);
+
+struct fx_batch_result {
+    char batch_id[37];
+    char correlation_id[37];
+    uint64_t received, accepted, rejected, duplicate, warnings, possible_dup;
+    uint64_t chunks;
+    int refused;         /* the file as a whole was refused (err says why) */
+    char unknown_columns[512];
+};
+
+/*
+ * Import one file as one batch. Returns 0 when the file was read (rows may
+ * still have been rejected: see res), or < 0 when it was refused as a whole
+ * (empty, header only, missing columns, unreadable...): err names the file
+ * and why, and a batch row in state "failed" records it. All accepted rows
+ * of the file commit in one transaction with their outbox entries.
+ */
+int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
+                   fx_progress_cb progress, void *ud, struct fx_batch_result *res,
+                   struct fx_err *err);
+
+struct fx_batch_status {
+    char id[37], correlation_id[37], pipeline[64], state[16];
+    char source[512], created_at[32], error[512];
+    uint64_t received, accepted, rejected, duplicate, warnings, possible_dup;
+    uint64_t queued, published, applied; /* rows by staging state */
+};
+
+/* Status of a batch; FX_ENOTFOUND when unknown. */
+int fx_ingest_status(struct fx_ingest *ig, const char *batch_id, struct fx_batch_status *st);
+
+/* Issues of a batch (errors then warnings), in row order; cb returns non-zero to stop. */
+typedef int (*fx_issue_cb)(void *ud, long row, int column, const char *field, const char *value,
+                           const char *rule, const char *reason, const char *severity);
+int fx_ingest_issues(struct fx_ingest *ig, const char *batch_id, size_t limit, fx_issue_cb cb,
+                     void *ud);
+
+/* ---- relay ---- */
+
+/* Publish up to relay.batch pending outbox chunks. Returns the number
+ * published (0 = nothing pending) or < 0. */
+int fx_relay_once(struct fx_ingest *ig, struct fx_bus *bus, struct fx_err *err);
+
+/* ---- applied-events consumer (ingest side) ---- */
+int fx_applied_once(struct fx_ingest *ig, struct fx_bus *bus, int timeout_ms, struct fx_err *err);
+
+/* ---- distribution ---- */
+
+struct fx_distribution;
+
+int fx_distribution_open(struct fx_runtime *rt, struct fx_distribution **out, struct fx_err *err);
+void fx_distribution_close(struct fx_distribution *d);
+/* Receive and apply at most one chunk: 1 = applied (or already applied),
+ * 0 = nothing within timeout, < 0 error. */
+int fx_distribution_once(struct fx_distribution *d, int timeout_ms, struct fx_err *err);
+
+/* Declare the bus groups every service relies on (idempotent). */
+int fx_services_declare(struct fx_runtime *rt, struct fx_bus *bus, struct fx_err *err);
+
+/* Create/upgrade the databases of every service (fluxo migrate). */
+int fx_services_migrate(struct fx_runtime *rt, struct fx_err *err);
+
+/* ---- watched folder ---- */
+
+/* Scan the inbox once: import files that are finished (stable size and mtime
+ * for watch.settle_ms), then move each to processed/ or failed/ with a
+ * report beside it. Returns the number of files handled or < 0. */
+struct fx_watch;
+int fx_watch_open(struct fx_runtime *rt, struct fx_ingest *ig, struct fx_watch **out,
+                  struct fx_err *err);
+int fx_watch_scan(struct fx_watch *w);
+void fx_watch_close(struct fx_watch *w);
+
+/* ---- long-running loops ---- */
+
+enum fx_service_mask {
+    FX_SVC_WATCH = 1,        /* watched folder */
+    FX_SVC_RELAY = 2,        /* outbox -> bus (one relay per data dir: relay.lock) */
+    FX_SVC_APPLIED = 4,      /* distribution.applied -> batch status */
+    FX_SVC_DISTRIBUTION = 8, /* processed_data -> normalized tables */
+    FX_SVC_INGEST = FX_SVC_WATCH | FX_SVC_RELAY | FX_SVC_APPLIED,
+    FX_SVC_ALL = FX_SVC_INGEST | FX_SVC_DISTRIBUTION,
+};
+
+struct fx_services;
+
+/* Start the services of mask in threads (distribution: distribution.workers
+ * threads). They run until fx_services_stop. */
+int fx_services_start(struct fx_runtime *rt, unsigned mask, struct fx_services **out,
+                      struct fx_err *err);
+/* Ask every thread to stop, wait for them (in-flight work completes). */
+void fx_services_stop(struct fx_services *s);
+
+/* 1 if some process on this data dir runs the distribution service. */
+int fx_distribution_running(const struct fx_runtime *rt);
+
+#endif

@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Ingest service: one batch per file. Design notes:
+ *
+ *  - A file is all or nothing: every accepted row of the file, its staging
+ *    chunks, their outbox entries, the dedupe keys and the issues commit in
+ *    one transaction. A file refused as a whole (unreadable, empty, header
+ *    only, missing columns, fatal read error) leaves only a "failed" batch
+ *    row explaining why.
+ *  - Rows travel in chunks (pipeline option chunk_rows, default 1000): the
+ *    chunk payload is stored once in `staging` and referenced by `outbox`,
+ *    which the relay drains. A chunk's id is the CloudEvent id, stable across
+ *    re-publication, so the distribution inbox detects redelivery.
+ *  - Dedupe: table `seen` holds every key ever accepted. A row whose key is
+ *    already there is a duplicate (counted, not queued). Rows keyed by source
+ *    position (file without data_hora) also record their content key: if that
+ *    one was seen, the row is kept and flagged as a possible duplicate.
+ */
+#include "ingest_internal.h"
+#include "fluxo/bus.h"
+#include "fluxo/csv.h"
+#include "fluxo/log.h"
+#include "fluxo/mem.h"
+#include "fluxo/reader.h"
+#include "fluxo/services.h"
+#include "fluxo/store.h"
+#include "fluxo/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stddef.h>
+#include <time.h>
+
+
+static const struct fx_migration ingest_migrations[] = {
+    {1, "batches, staging, outbox, issues, seen",
+     "CREATE TABLE batches ("
+     " id TEXT PRIMARY KEY, correlation_id TEXT NOT NULL, traceparent TEXT,"
+     " pipeline TEXT NOT NULL, source TEXT NOT NULL, source_hash TEXT,"
+     " state TEXT NOT NULL CHECK (state IN ('receiving','queued','failed')),"
+     " received INTEGER NOT NULL DEFAULT 0, accepted INTEGER NOT NULL DEFAULT 0,"
+     " rejected INTEGER NOT NULL DEFAULT 0, duplicate INTEGER NOT NULL DEFAULT 0,"
+     " warnings INTEGER NOT NULL DEFAULT 0, possible_dup INTEGER NOT NULL DEFAULT 0,"
+     " chunks INTEGER NOT NULL DEFAULT 0, unknown_columns TEXT, error TEXT,"
+     " created_at TEXT NOT NULL, finished_at TEXT);"
+     "CREATE TABLE staging ("
+     " id TEXT PRIMARY KEY, batch_id TEXT NOT NULL REFERENCES batches(id), seq INTEGER NOT NULL,"
+     " first_row INTEGER NOT NULL, last_row INTEGER NOT NULL, nrows INTEGER NOT NULL,"
+     " payload TEXT NOT NULL,"
+     " state TEXT NOT NULL CHECK (state IN ('pending','published','applied')),"
+     " created_at TEXT NOT NULL, published_at TEXT, applied_at TEXT);"
+     "CREATE INDEX staging_batch ON staging(batch_id, state);"
+     "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " staging_id TEXT NOT NULL REFERENCES staging(id), routing_key TEXT NOT NULL);"
+     "CREATE TABLE issues ("
+     " batch_id TEXT NOT NULL, row INTEGER NOT NULL, col INTEGER NOT NULL, field TEXT,"
+     " value TEXT, rule TEXT NOT NULL, reason TEXT NOT NULL,"
+     " severity TEXT NOT NULL CHECK (severity IN ('error','warning')));"
+     "CREATE INDEX issues_batch ON issues(batch_id, severity, row);"
+     "CREATE TABLE seen (key TEXT PRIMARY KEY, batch_id TEXT NOT NULL) WITHOUT ROWID;",
+     NULL, NULL},
+};
+
+void fx__now_iso(char out[32])
+{
+    int64_t ms = fx_now_ms();
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    char day[16];
+    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+    snprintf(out, 32, "%.10sT%02d:%02d:%02d.%03dZ", day, tm.tm_hour % 24, tm.tm_min % 60,
+             tm.tm_sec % 61, (int)(ms % 1000));
+}
+
+int fx_ingest_open(struct fx_runtime *rt, struct fx_ingest **out, struct fx_err *err)
+{
+    *out = NULL;
+    struct fx_store *db = NULL;
+    int rc = fx_store_open(rt->db_url, "ingest", &db, err);
+    if (rc)
+        return rc;
+    rc = fx_store_migrate(db, "ingest", ingest_migrations,
+                          sizeof(ingest_migrations) / sizeof(ingest_migrations[0]), NULL, err);
+    if (rc) {
+        fx_store_close(db);
+        return rc;
+    }
+    struct fx_ingest *ig = fx_calloc(1, sizeof(*ig));
+    ig->rt = rt;
+    ig->db = db;
+    *out = ig;
+    return 0;
+}
+
+void fx_ingest_close(struct fx_ingest *ig)
+{
+    if (!ig)
+        return;
+    fx_store_close(ig->db);
+    free(ig);
+}
+
+/* Per-file import state. */
+struct job {
+    struct fx_ingest *ig;
+    const struct fx_pipeline *p;
+    struct fx_binding *bind;
+    struct fx_batch_result *res;
+    const char *path;
+    char source_hash[65];
+    int have_hash;
+    char now[32];
+    struct fx_buf chunk;   /* JSON payload being built */
+    size_t chunk_rows, chunk_cap;
+    long first_row, last_row;
+    uint64_t chunk_seq;
+    int *raw_fields;       /* fields whose raw text the plan needs */
+    size_t nraw;
+};
+
+static int prep(struct fx_ingest *ig, const char *sql, struct fx_stmt **st, struct fx_err *err)
+{
+    return fx_store_prepare(ig->db, sql, st, err);
+}
+
+static int add_issue(struct job *j, long row, int col, const char *field, const char *value,
+                     const char *rule, const char *reason, const char *severity,
+                     struct fx_err *err)
+{
+    struct fx_stmt *st;
+    int rc = prep(j->ig, "INSERT INTO issues(batch_id,row,col,field,value,rule,reason,severity)"
+                         " VALUES(?,?,?,?,?,?,?,?)", &st, err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, j->res->batch_id, strlen(j->res->batch_id));
+    fx_stmt_bind_int(st, 2, row);
+    fx_stmt_bind_int(st, 3, col);
+    fx_stmt_bind_text(st, 4, field ? field : "", field ? strlen(field) : 0);
+    fx_stmt_bind_text(st, 5, value ? value : "", value ? strlen(value) : 0);
+    fx_stmt_bind_text(st, 6, rule, strlen(rule));
+    fx_stmt_bind_text(st, 7, reason, strlen(reason));
+    fx_stmt_bind_text(st, 8, severity, strlen(severity));
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    return rc < 0 ? fx_err_set(err, rc, "cannot record issue: %s", fx_store_errmsg(j->ig->db)) : 0;
+}
+
+/* Insert key into `seen`: 1 = new, 0 = already there, < 0 error. */
+static int seen_insert(struct job *j, const char *key, struct fx_err *err)
+{
+    struct fx_stmt *st;
+    int rc = prep(j->ig, "INSERT INTO seen(key,batch_id) VALUES(?,?) ON CONFLICT DO NOTHING", &st,
+                  err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, key, 32); /* 128 bits of the SHA-256 are plenty for dedupe */
+    fx_stmt_bind_text(st, 2, j->res->batch_id, strlen(j->res->batch_id));
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    if (rc < 0)
+        return fx_err_set(err, rc, "cannot record dedupe key: %s", fx_store_errmsg(j->ig->db));
+    return fx_store_changes(j->ig->db) > 0 ? 1 : 0;
+}
+
+static void chunk_begin(struct job *j)
+{
+    struct fx_buf *b = &j->chunk;
+    fx_buf_reset(b);
+    fx_buf_printf(b, "{\"batch\":\"%s\",\"pipeline\":", j->res->batch_id);
+    const char *pn = fx_pipeline_name(j->p);
+    fx_buf_json_str(b, pn, strlen(pn));
+    fx_buf_printf(b, ",\"chunk\":%llu,\"fields\":[", (unsigned long long)j->chunk_seq);
+    size_t nf = fx_pipeline_nfields(j->p);
+    for (size_t i = 0; i < nf; i++) {
+        const char *fn = fx_pipeline_field_name(j->p, i);
+        if (i)
+            fx_buf_putc(b, ',');
+        fx_buf_json_str(b, fn, strlen(fn));
+    }
+    fx_buf_puts(b, "],\"raw\":[");
+    for (size_t i = 0; i < j->nraw; i++)
+        fx_buf_printf(b, "%s%d", i ? "," : "", j->raw_fields[i]);
+    fx_buf_puts(b, "],\"rows\":[");
+    j->chunk_rows = 0;
+}
+
+static void chunk_add(struct job *j, const struct fx_row *row, const char *key)
+{
+    struct fx_buf *b = &j->chunk;
+    if (j->chunk_rows == 0)
+        j->first_row = row->src_row;
+    j->last_row = row->src_row;
+    fx_buf_printf(b, "%s[%ld,\"%.32s\"", j->chunk_rows ? "," : "", row->src_row, key);
+    for (size_t i = 0; i < row->n; i++) {
+        const struct fx_value *v = &row->v[i];
+        if (!v->present)
+            fx_buf_puts(b, ",null");
+        else if (fx_type_is_integer(fx_pipeline_field_type(j->p, i)))
+            fx_buf_printf(b, ",%lld", (long long)v->i);
+        else {
+            fx_buf_putc(b, ',');
+            fx_buf_json_str(b, v->s, v->len);
+        }
+    }
+    for (size_t i = 0; i < j->nraw; i++) {
+        const struct fx_value *v = &row->v[j->raw_fields[i]];
+        fx_buf_putc(b, ',');
+        fx_buf_json_str(b, v->raw ? v->raw : "", v->raw ? v->raw_len : 0);
+    }
+    fx_buf_putc(b, ']');
+    j->chunk_rows++;
+}
+
+static int chunk_flush(struct job *j, struct fx_err *err)
+{
+    if (j->chunk_rows == 0)
+        return 0;
+    fx_buf_puts(&j->chunk, "]}");
+    char id[37];
+    fx_uuid7(id);
+    struct fx_stmt *st;
+    int rc = prep(j->ig, "INSERT INTO staging(id,batch_id,seq,first_row,last_row,nrows,payload,"
+                         "state,created_at) VALUES(?,?,?,?,?,?,?,'pending',?)", &st, err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, id, 36);
+    fx_stmt_bind_text(st, 2, j->res->batch_id, 36);
+    fx_stmt_bind_int(st, 3, (int64_t)j->chunk_seq);
+    fx_stmt_bind_int(st, 4, j->first_row);
+    fx_stmt_bind_int(st, 5, j->last_row);
+    fx_stmt_bind_int(st, 6, (int64_t)j->chunk_rows);
+    fx_stmt_bind_text(st, 7, j->chunk.data, j->chunk.len);
+    fx_stmt_bind_text(st, 8, j->now, strlen(j->now));
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    if (rc < 0)
+        return fx_err_set(err, rc, "cannot stage chunk: %s", fx_store_errmsg(j->ig->db));
+    rc = prep(j->ig, "INSERT INTO outbox(staging_id,routing_key) VALUES(?,?)", &st, err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, id, 36);
+    fx_stmt_bind_text(st, 2, FX_RK_PROCESSED, strlen(FX_RK_PROCESSED));
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    if (rc < 0)
+        return fx_err_set(err, rc, "cannot queue chunk: %s", fx_store_errmsg(j->ig->db));
+    j->chunk_seq++;
+    j->res->chunks++;
+    chunk_begin(j);
+    return 0;
+}
+
+static int batch_insert(struct fx_ingest *ig, const struct fx_batch_result *res,
+                        const char *pipeline, const char *source, const char *state,
+                        const char *error, const char *now, struct fx_err *err)
+{
+    struct fx_stmt *st;
+    char tp[56];
+    fx_traceparent_new(tp);
+    int rc = fx_store_prepare(ig->db,
+                              "INSERT INTO batches(id,correlation_id,traceparent,pipeline,source,"
+                              "state,error,created_at) VALUES(?,?,?,?,?,?,?,?)",
+                              &st, err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, res->batch_id, 36);
+    fx_stmt_bind_text(st, 2, res->correlation_id, 36);
+    fx_stmt_bind_text(st, 3, tp, strlen(tp));
+    fx_stmt_bind_text(st, 4, pipeline, strlen(pipeline));
+    fx_stmt_bind_text(st, 5, source, strlen(source));
+    fx_stmt_bind_text(st, 6, state, strlen(state));
+    if (error)
+        fx_stmt_bind_text(st, 7, error, strlen(error));
+    else
+        fx_stmt_bind_null(st, 7);
+    fx_stmt_bind_text(st, 8, now, strlen(now));
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    return rc < 0 ? fx_err_set(err, rc, "cannot record batch: %s", fx_store_errmsg(ig->db)) : 0;
+}
+
+/* Record a refused file: its own small transaction, after the import rolled back. */
+static void record_refusal(struct fx_ingest *ig, struct fx_batch_result *res, const char *pipeline,
+                           const char *path, const struct fx_err *why)
+{
+    char msg[1024], now[32];
+    fx_err_format(why, msg, sizeof(msg));
+    fx__now_iso(now);
+    struct fx_err e2;
+    fx_err_clear(&e2);
+    res->refused = 1;
+    if (fx_store_begin(ig->db) == 0) {
+        if (batch_insert(ig, res, pipeline, path, "failed", msg, now, &e2) == 0)
+            fx_store_commit(ig->db);
+        else
+            fx_store_rollback(ig->db);
+    }
+    fx_log(FX_LOG_WARN, "ingest", res->correlation_id, "refused %s: %s", path, msg);
+}
+
+static int finish_batch(struct job *j, struct fx_err *err)
+{
+    struct fx_stmt *st;
+    struct fx_batch_result *r = j->res;
+    int rc = prep(j->ig, "UPDATE batches SET state='queued', source_hash=?, received=?, accepted=?,"
+                         " rejected=?, duplicate=?, warnings=?, possible_dup=?, chunks=?,"
+                         " unknown_columns=?, finished_at=? WHERE id=?", &st, err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, j->source_hash, strlen(j->source_hash));
+    fx_stmt_bind_int(st, 2, (int64_t)r->received);
+    fx_stmt_bind_int(st, 3, (int64_t)r->accepted);
+    fx_stmt_bind_int(st, 4, (int64_t)r->rejected);
+    fx_stmt_bind_int(st, 5, (int64_t)r->duplicate);
+    fx_stmt_bind_int(st, 6, (int64_t)r->warnings);
+    fx_stmt_bind_int(st, 7, (int64_t)r->possible_dup);
+    fx_stmt_bind_int(st, 8, (int64_t)r->chunks);
+    fx_stmt_bind_text(st, 9, r->unknown_columns, strlen(r->unknown_columns));
+    char now[32];
+    fx__now_iso(now);
+    fx_stmt_bind_text(st, 10, now, strlen(now));
+    fx_stmt_bind_text(st, 11, r->batch_id, 36);
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    return rc < 0 ? fx_err_set(err, rc, "cannot finish batch: %s", fx_store_errmsg(j->ig->db)) : 0;
+}
+
+static int handle_row(struct job *j, const struct fx_record *rec, struct fx_row *row,
+                      struct fx_issues *iss, struct fx_err *err)
+{
+    struct fx_batch_result *r = j->res;
+    int rc;
+    r->received++;
+    int vrc = fx_pipeline_validate(j->bind, rec, row, iss);
+    if (vrc != 0) {
+        r->rejected++;
+        for (size_t i = 0; i < iss->n; i++) {
+            const struct fx_issue *is = &iss->v[i];
+            if ((rc = add_issue(j, rec->row, is->column, is->field, is->value, is->rule, is->reason,
+                                is->severity == FX_ISSUE_ERROR ? "error" : "warning", err)))
+                return rc;
+        }
+        return 0;
+    }
+    char key[65], content[65];
+    int by_content = 0;
+    fx_pipeline_dedupe_key(j->bind, row, j->source_hash, key, content, &by_content);
+    if (!by_content && !j->have_hash) {
+        /* first row keyed by position: the file's identity is needed now */
+        if (fx_sha256_file(j->path, j->source_hash) != 0)
+            return fx_err_set(err, FX_EIO, "cannot read file to hash it");
+        j->have_hash = 1;
+        fx_pipeline_dedupe_key(j->bind, row, j->source_hash, key, content, &by_content);
+    }
+    rc = seen_insert(j, key, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        r->duplicate++;
+        return 0;
+    }
+    for (size_t i = 0; i < iss->n; i++) {
+        const struct fx_issue *is = &iss->v[i];
+        r->warnings++;
+        if ((rc = add_issue(j, rec->row, is->column, is->field, is->value, is->rule, is->reason,
+                            "warning", err)))
+            return rc;
+    }
+    if (!by_content) {
+        rc = seen_insert(j, content, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            r->possible_dup++;
+            if ((rc = add_issue(j, rec->row, 0, "", "", "possible_duplicate",
+                                "same content as an earlier row; kept because the file has no "
+                                "date-time to tell a repeat purchase from a re-sent one",
+                                "warning", err)))
+                return rc;
+        }
+    }
+    r->accepted++;
+    chunk_add(j, row, key);
+    if (j->chunk_rows >= j->chunk_cap)
+        return chunk_flush(j, err);
+    return 0;
+}
+
+static void set_source(struct fx_err *err, const char *path)
+{
+    if (err && !err->source[0])
+        snprintf(err->source, sizeof(err->source), "%s", path);
+}
+
+int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
+                   fx_progress_cb progress, void *ud, struct fx_batch_result *res,
+                   struct fx_err *err)
+{
+    memset(res, 0, sizeof(*res));
+    fx_uuid7(res->batch_id);
+    fx_uuid7(res->correlation_id);
+    if (!pipeline)
+        pipeline = ig->rt->default_pipeline;
+    struct job j;
+    memset(&j, 0, sizeof(j));
+    j.ig = ig;
+    j.res = res;
+    j.path = path;
+    fx__now_iso(j.now);
+    fx_buf_init(&j.chunk, 0);
+    struct fx_reader *rd = NULL;
+    struct fx_row row;
+    struct fx_issues iss = {0};
+    int row_ready = 0, in_tx = 0;
+    int rc;
+
+    j.p = fx_runtime_pipeline(ig->rt, pipeline);
+    if (!j.p) {
+        rc = fx_err_set(err, FX_ENOTFOUND, "unknown pipeline '%s' (no %s/%s.yaml)", pipeline,
+                        ig->rt->pipelines_dir, pipeline);
+        set_source(err, path);
+        record_refusal(ig, res, pipeline, path, err);
+        goto out;
+    }
+    struct fx_reader_opts ro;
+    fx_reader_opts_init(&ro);
+    ro.max_line_bytes = (size_t)fx_config_int(ig->rt->cfg, "ingest.max_line_bytes");
+    ro.max_field_bytes = (size_t)fx_config_int(ig->rt->cfg, "ingest.max_field_bytes");
+    ro.max_fields = (size_t)fx_config_int(ig->rt->cfg, "ingest.max_fields");
+    rc = fx_reader_open(path, &ro, &rd, err);
+    if (rc)
+        goto refused;
+
+    struct fx_record rec;
+    rc = fx_reader_next(rd, &rec, err);
+    if (rc < 0)
+        goto refused;
+    if (rc == 0) {
+        rc = fx_err_set(err, FX_EEMPTY, "empty file: no header row and no data");
+        goto refused;
+    }
+    if (rec.bad) {
+        *err = rec.err;
+        rc = FX_EPARSE;
+        goto refused;
+    }
+    rc = fx_pipeline_bind(j.p, &rec, path, &j.bind, err);
+    if (rc)
+        goto refused;
+    const char *const *unknown;
+    size_t nunk = fx_binding_unknown(j.bind, &unknown);
+    for (size_t i = 0, off = 0; i < nunk && off < sizeof(res->unknown_columns) - 1; i++)
+        off += (size_t)snprintf(res->unknown_columns + off, sizeof(res->unknown_columns) - off,
+                                "%s%s", i ? ", " : "", unknown[i]);
+    if (nunk)
+        fx_log(FX_LOG_INFO, "ingest", res->correlation_id, "%s: ignoring unknown columns: %s",
+               path, res->unknown_columns);
+
+    /* raw-text fields the plan stores (e.g. the original payment label) */
+    const struct fx_plan *plan = fx_pipeline_plan(j.p);
+    size_t nf = fx_pipeline_nfields(j.p);
+    j.raw_fields = fx_calloc(nf ? nf : 1, sizeof(int));
+    for (size_t f = 0; f < nf; f++) {
+        int used = 0;
+        for (size_t t = 0; t < plan->ntables && !used; t++)
+            for (size_t c = 0; c < plan->tables[t].ncols; c++)
+                if (plan->tables[t].cols[c].kind == FX_SRC_RAW && plan->tables[t].cols[c].a == (int)f)
+                    used = 1;
+        if (used)
+            j.raw_fields[j.nraw++] = (int)f;
+    }
+    j.chunk_cap = fx_pipeline_chunk_rows(j.p);
+    chunk_begin(&j);
+
+    fx_row_init(&row, j.p);
+    row_ready = 1;
+    if ((rc = fx_store_begin(ig->db)) != 0) {
+        fx_err_set(err, rc, "cannot start transaction: %s", fx_store_errmsg(ig->db));
+        goto out;
+    }
+    in_tx = 1;
+    if ((rc = batch_insert(ig, res, pipeline, path, "receiving", NULL, j.now, err)))
+        goto out;
+
+    int64_t last_report = fx_mono_ms();
+    for (;;) {
+        rc = fx_reader_next(rd, &rec, err);
+        if (rc < 0)
+            goto refused;
+        if (rc == 0)
+            break;
+        if ((rc = handle_row(&j, &rec, &row, &iss, err)))
+            goto out;
+        if (progress && (res->received & 1023) == 0) {
+            int64_t t = fx_mono_ms();
+            if (t - last_report >= 200) {
+                long long done, total;
+                fx_reader_progress(rd, &done, &total);
+                progress(ud, res->received, done, total);
+                last_report = t;
+            }
+        }
+    }
+    if (res->received == 0) {
+        rc = fx_err_set(err, FX_EEMPTY, "header only: the file has no data rows");
+        goto refused;
+    }
+    if ((rc = chunk_flush(&j, err)) || (rc = finish_batch(&j, err)))
+        goto out;
+    if ((rc = fx_store_commit(ig->db)) != 0) {
+        fx_err_set(err, rc, "cannot commit batch: %s", fx_store_errmsg(ig->db));
+        goto out;
+    }
+    in_tx = 0;
+    if (progress) {
+        long long done, total;
+        fx_reader_progress(rd, &done, &total);
+        progress(ud, res->received, total ? total : done, total);
+    }
+    fx_log(FX_LOG_INFO, "ingest", res->correlation_id,
+           "batch %s from %s: %llu rows, %llu accepted, %llu rejected, %llu duplicate, "
+           "%llu warnings, %llu chunks",
+           res->batch_id, path, (unsigned long long)res->received,
+           (unsigned long long)res->accepted, (unsigned long long)res->rejected,
+           (unsigned long long)res->duplicate, (unsigned long long)res->warnings,
+           (unsigned long long)res->chunks);
+    rc = 0;
+    goto out;
+
+refused:
+    set_source(err, path);
+    if (in_tx) {
+        fx_store_rollback(ig->db);
+        in_tx = 0;
+    }
+    memset(&res->received, 0, sizeof(*res) - offsetof(struct fx_batch_result, received));
+    record_refusal(ig, res, pipeline, path, err);
+    if (rc >= 0)
+        rc = FX_EPARSE;
+out:
+    if (in_tx)
+        fx_store_rollback(ig->db);
+    if (row_ready)
+        fx_row_cleanup(&row);
+    fx_issues_cleanup(&iss);
+    fx_binding_free(j.bind);
+    fx_reader_free(rd);
+    fx_buf_cleanup(&j.chunk);
+    free(j.raw_fields);
+    return rc;
+}
