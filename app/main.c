@@ -24,6 +24,7 @@ static const struct command commands[] = {
      cmd_serve},
     {"run", "run one service: ingest | distribution", cmd_run},
     {"import", "import files (CSV) as batches and wait until they are applied", cmd_import},
+    {"check", "validate files against a pipeline without storing anything", cmd_check},
     {"status", "show a batch: counts per state, progress and errors", cmd_status},
     {"migrate", "create or upgrade every service's database", cmd_migrate},
     {"config", "validate | show the configuration, or list the keys (--help)", cmd_config},

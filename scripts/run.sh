@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# `make run`: start `fluxo serve` on ./data (SQLite + embedded bus), load
+# generated sample sales through both doors (the watched folder and
+# `fluxo import`), print what happened and where the data is, then keep
+# serving until Ctrl-C. FLUXO_RUN_EXIT=1 stops after the summary.
+set -euo pipefail
+bin=${1:-build/fluxo}
+export FLUXO_DATA_DIR=${FLUXO_DATA_DIR:-./data}
+data=$FLUXO_DATA_DIR
+inbox=$data/inbox
+mkdir -p "$data/samples" "$inbox"
+
+echo "== generating sample sales (deterministic, seed 2025)"
+"$bin" generate --rows 20000 --seed 2025 --bad-ratio 0.01 --dup-ratio 0.01 --warn-ratio 0.01 \
+  --out "$data/samples/vendas_2025.csv"
+"$bin" generate --rows 2000 --seed 2026 --no-data-hora --delimiter ';' \
+  --out "$data/samples/vendas_sem_data.csv"
+
+echo "== starting fluxo serve (logs: $data/serve.log)"
+"$bin" serve >>"$data/serve.log" 2>&1 &
+serve=$!
+trap 'kill -TERM $serve 2>/dev/null; wait $serve 2>/dev/null' EXIT INT TERM
+
+echo "== importing $data/samples/vendas_2025.csv with 'fluxo import'"
+"$bin" import "$data/samples/vendas_2025.csv" 2>/dev/null || true
+
+echo "== dropping vendas_sem_data.csv into the watched folder $inbox"
+cp "$data/samples/vendas_sem_data.csv" "$inbox/.vendas_sem_data.csv.tmp"
+mv "$inbox/.vendas_sem_data.csv.tmp" "$inbox/vendas_sem_data.csv"
+for _ in $(seq 1 300); do
+  ls "$inbox"/processed/*vendas_sem_data.csv.report.json >/dev/null 2>&1 && break
+  sleep 0.1
+done
+report=$(ls "$inbox"/processed/*vendas_sem_data.csv.report.json 2>/dev/null | tail -1 || true)
+[ -n "$report" ] && echo "   report: $report" && grep -E '"(rows|batch_id)"' "$report" | sed 's/^/   /'
+sleep 1
+
+count() { "$bin" status --json "$1" 2>/dev/null; }
+echo
+echo "== what is in the normalized tables ($data/distribution.db)"
+if command -v sqlite3 >/dev/null; then
+  sqlite3 -cmd ".timeout 5000" "$data/distribution.db" \
+    "SELECT 'clientes  ', count(*) FROM clientes UNION ALL SELECT 'enderecos ', count(*) FROM enderecos
+     UNION ALL SELECT 'produtos  ', count(*) FROM produtos UNION ALL SELECT 'compras   ', count(*) FROM compras;" \
+    | sed 's/|/ /; s/^/   /'
+fi
+cat <<MSG
+
+Fluxo is running (pid $serve) on $data:
+   $data/ingest.db        batches, staged chunks, outbox, rejected rows and warnings
+   $data/distribution.db  normalized tables: clientes, enderecos, produtos, compras
+   $data/bus.db           embedded durable queue (processed_data, distribution.applied)
+   $inbox                 drop CSV files here; see processed/ and failed/ for reports
+Try:  build/fluxo status <batch id>    build/fluxo import FILE    build/fluxo --help
+MSG
+if [ "${FLUXO_RUN_EXIT:-0}" = 1 ]; then exit 0; fi
+echo "Press Ctrl-C to stop."
+wait $serve
