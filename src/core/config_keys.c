@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration key table: every setting Fluxo reads, with its type,
+ * default, bounds and one line of help. This table is the single source for
+ * parsing and validation (config.c), `fluxo config --help` and the table in
+ * docs/configuration.md (fx_config_doc_markdown; a unit test checks the doc
+ * matches). To add a setting, add a row here and regenerate the doc table.
+ */
+#include "fluxo/config.h"
+
+#define KiB (INT64_C(1) << 10)
+#define MiB (INT64_C(1) << 20)
+
+/* One row per key reads as a table: keep clang-format from spreading them out. */
+/* clang-format off */
+const struct fx_config_key fx_config_keys[] = {
+    {.name = "data_dir", .type = FX_CFG_STRING, .def = "./data",
+     .help = "directory of the embedded databases and the inbox"},
+    {.name = "inbox", .type = FX_CFG_STRING, .def = NULL,
+     .help = "watched folder (default: <data_dir>/inbox)"},
+    {.name = "db", .type = FX_CFG_STRING, .def = NULL,
+     .help = "store URL (default: sqlite:<data_dir>)"},
+    {.name = "bus", .type = FX_CFG_STRING, .def = NULL,
+     .help = "bus URL (default: local:<data_dir>)"},
+    {.name = "pipelines_dir", .type = FX_CFG_STRING, .def = "./pipelines",
+     .help = "directory of the pipeline definitions"},
+    {.name = "pipeline", .type = FX_CFG_STRING, .def = "vendas",
+     .help = "default pipeline for imports and the inbox"},
+    {.name = "timezone", .type = FX_CFG_STRING, .def = "America/Sao_Paulo",
+     .help = "zone of naive date-times"},
+    {.name = "log_level", .type = FX_CFG_STRING, .def = "info",
+     .choices = "debug|info|warn|error|off", .help = "lowest level of log lines written"},
+    {.name = "log_format", .type = FX_CFG_STRING, .def = "auto", .choices = "auto|json|plain",
+     .help = "log line format (auto: plain on a terminal, else JSON)"},
+
+    {.name = "ingest.chunk_rows", .type = FX_CFG_INT, .def = "1000", .min = 1, .max = 100000,
+     .help = "rows per chunk of an import"},
+    {.name = "ingest.max_line_bytes", .type = FX_CFG_SIZE, .def = "1MiB", .min = 1 * KiB,
+     .max = 64 * MiB, .help = "longest accepted input line"},
+    {.name = "ingest.max_field_bytes", .type = FX_CFG_SIZE, .def = "64KiB", .min = 16,
+     .max = 16 * MiB, .help = "longest accepted field"},
+    {.name = "ingest.max_fields", .type = FX_CFG_INT, .def = "1024", .min = 1, .max = 65536,
+     .help = "most fields accepted in a record"},
+
+    {.name = "relay.batch", .type = FX_CFG_INT, .def = "64", .min = 1, .max = 10000,
+     .help = "outbox chunks per publish"},
+    {.name = "relay.interval_ms", .type = FX_CFG_MS, .def = "50ms", .min = 1, .max = 60000,
+     .help = "interval between relay polls of the outbox"},
+
+    {.name = "watch.interval_ms", .type = FX_CFG_MS, .def = "500ms", .min = 10, .max = 3600000,
+     .help = "how often the inbox is scanned"},
+    {.name = "watch.settle_ms", .type = FX_CFG_MS, .def = "1000ms", .min = 0, .max = 3600000,
+     .help = "a file is finished when its size and mtime have not changed for this long"},
+
+    {.name = "distribution.workers", .type = FX_CFG_INT, .def = "1", .min = 1, .max = 64,
+     .help = "number of distribution workers"},
+
+    {.name = "delivery.max_attempts", .type = FX_CFG_INT, .def = "5", .min = 1, .max = 1000,
+     .help = "attempts before a delivery is given up"},
+    {.name = "delivery.backoff_ms", .type = FX_CFG_MS, .def = "500ms", .min = 1, .max = 3600000,
+     .help = "delay before a failed delivery is retried"},
+    {.name = "delivery.lease_ms", .type = FX_CFG_MS, .def = "60s", .min = 100, .max = 86400000,
+     .help = "how long a claimed delivery is leased to one worker"},
+
+    {.name = "http_addr", .type = FX_CFG_STRING, .def = "127.0.0.1:8001",
+     .help = "listen address of the HTTP API (host:port)"},
+    {.name = "secret", .type = FX_CFG_STRING, .def = NULL, .secret = 1,
+     .help = "secret for signing API tokens (JWT); masked in dumps"},
+
+    {.name = NULL},
+};
+/* clang-format on */
