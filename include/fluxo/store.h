@@ -97,12 +97,24 @@ int fx_store_migrate(struct fx_store *s, const char *component, const struct fx_
 /* Current version of component (0 when none). */
 int fx_store_schema_version(struct fx_store *s, const char *component);
 
-/* Backend contract; every slot is set (unused ones point at fx__store_notsup*). */
+/*
+ * Backend descriptor: one const instance per backend (src/store/store_<name>.c),
+ * listed in src/store/store.c and chosen by the URL scheme. Its vtable
+ * (struct fx_store_vtbl, src/store/store_int.h) has every slot set: an op the
+ * backend cannot do points at a function returning FX_ENOTSUP, never NULL.
+ */
+struct fx_store_vtbl;
 struct fx_store_ops {
-    const char *name;   /* dialect */
-    const char *scheme; /* URL scheme: "sqlite" */
-    int (*open)(const char *location, const char *name, struct fx_store **out,
+    const char *name;   /* dialect, as fx_store_dialect returns it */
+    const char *scheme; /* URL scheme served, compared case-insensitively: "sqlite" */
+    /*
+     * Open one connection. url is the whole URL as given; location is what
+     * follows "scheme:" in it (a directory for sqlite). On success *out is a
+     * connection whose vtable is vt. Returns 0 or FX_E* with err filled.
+     */
+    int (*open)(const char *url, const char *location, const char *name, struct fx_store **out,
                 struct fx_err *err);
+    const struct fx_store_vtbl *vt;
 };
 
 #endif

@@ -1,1 +1,0 @@
-int fx__store_placeholder;
