@@ -1,1 +1,0 @@
-int fx__services_placeholder;
