@@ -41,6 +41,7 @@ struct cache_slot {
 struct table_rt {
     const struct fx_plan_table *t;
     char **insert_sql; /* per key alternative */
+    struct fx_stmt **stmt; /* prepared lazily, owned by the store connection */
     struct cache_slot *cache;
 };
 
@@ -182,6 +183,7 @@ static int setup_pipeline(struct fx_distribution *d, const struct fx_pipeline *p
         struct table_rt *tr = &pr->tables[t];
         tr->t = &plan->tables[t];
         tr->insert_sql = fx_calloc(tr->t->nkeys ? tr->t->nkeys : 1, sizeof(char *));
+        tr->stmt = fx_calloc(tr->t->nkeys ? tr->t->nkeys : 1, sizeof(struct fx_stmt *));
         for (size_t k = 0; k < tr->t->nkeys; k++)
             tr->insert_sql[k] = insert_sql(d->db, tr->t, k);
         tr->cache = fx_calloc(CACHE_SLOTS, sizeof(*tr->cache));
@@ -243,6 +245,7 @@ void fx_distribution_close(struct fx_distribution *d)
             for (size_t k = 0; k < tr->t->nkeys; k++)
                 free(tr->insert_sql[k]);
             free(tr->insert_sql);
+            free(tr->stmt);
             free(tr->cache);
         }
         free(d->pipes[i].tables);
@@ -406,12 +409,16 @@ static int apply_row(struct fx_distribution *d, const struct chunk *ch, json_t *
                      (long long)json_integer_value(json_array_get(row, 0)), pt->name);
             return FX_ESCHEMA;
         }
-        struct fx_stmt *st;
-        struct fx_err e;
-        int rc = fx_store_prepare(d->db, tr->insert_sql[k], &st, &e);
-        if (rc) {
-            snprintf(why, whycap, "%s", e.reason);
-            return rc;
+        struct fx_stmt *st = tr->stmt[k];
+        int rc;
+        if (!st) {
+            struct fx_err e;
+            fx_err_clear(&e);
+            if ((rc = fx_store_prepare(d->db, tr->insert_sql[k], &st, &e)) != 0) {
+                snprintf(why, whycap, "%s", e.reason);
+                return rc;
+            }
+            tr->stmt[k] = st;
         }
         uint64_t kh = 1469598103934665603ULL + k, uh = 0;
         for (size_t c = 0; c < pt->ncols; c++) {

@@ -57,6 +57,7 @@ wait_for() {
 # start_bg NAME COMMAND...  (logs to $T/NAME.log; pid in BG_PIDS and $LAST_PID)
 start_bg() {
   local name=$1; shift
+  [ "$1" = fluxo ] && set -- "$FLUXO_BIN" "${@:2}"   # the binary itself, so signals reach it
   "$@" >"$T/$name.log" 2>&1 &
   LAST_PID=$!
   BG_PIDS+=("$LAST_PID")
