@@ -74,7 +74,8 @@ void fx_group_opts_init(struct fx_group_opts *o);
 int fx_bus_open(const char *url, struct fx_bus **out, struct fx_err *err);
 void fx_bus_close(struct fx_bus *b);
 
-/* Create or update a group and its bindings (idempotent). opts may be NULL. */
+/* Create or update a group and replace its bindings (idempotent). opts NULL: defaults for a
+ * new group, current options kept for an existing one. */
 int fx_bus_declare(struct fx_bus *b, const char *group, const char *const *patterns,
                    size_t npatterns, const struct fx_group_opts *opts, struct fx_err *err);
 
@@ -86,6 +87,8 @@ int fx_bus_publish(struct fx_bus *b, const struct fx_msg *msgs, size_t n, struct
 int fx_bus_receive(struct fx_bus *b, const char *group, int timeout_ms,
                    struct fx_delivery **out, struct fx_err *err);
 
+/* Settle d on the handle that received it. FX_ENOTFOUND: the lease was lost (it expired and
+ * the message went, or may go, to another consumer). */
 int fx_bus_ack(struct fx_bus *b, struct fx_delivery *d);
 /* Negative acknowledgement: retry later, or dead-letter after max_attempts. */
 int fx_bus_nack(struct fx_bus *b, struct fx_delivery *d, const char *reason);
@@ -101,15 +104,11 @@ int fx_bus_dead_letters(struct fx_bus *b, const char *group, fx_bus_dead_cb cb, 
 /* 1 if routing_key matches the AMQP topic pattern. */
 int fx_topic_match(const char *pattern, const char *routing_key);
 
-/* CloudEvents structured JSON: encode a message, decode a body (data kept as raw JSON text). */
+/* CloudEvents structured JSON: encode a message (appended to out), decode a body (data kept as
+ * raw JSON text). routing_key travels as extension "routingkey", key as "partitionkey". decode
+ * overwrites d's message fields (pass a zeroed d); on error they are left NULL. */
 int fx_cloudevent_encode(const struct fx_msg *m, struct fx_buf *out);
 int fx_cloudevent_decode(const char *body, size_t len, struct fx_delivery *d, struct fx_err *err);
 
-/* Backend contract: every slot set; unused ones return FX_ENOTSUP. */
-struct fx_bus_ops {
-    const char *name;
-    const char *scheme;
-    int (*open)(const char *location, struct fx_bus **out, struct fx_err *err);
-};
 
 #endif

@@ -104,6 +104,8 @@ int fx_services_declare(struct fx_runtime *rt, struct fx_bus *bus, struct fx_err
     o.max_attempts = (int)fx_config_int(rt->cfg, "delivery.max_attempts");
     o.backoff_ms = (int)fx_config_int(rt->cfg, "delivery.backoff_ms");
     o.lease_ms = (int)fx_config_int(rt->cfg, "delivery.lease_ms");
+    if (o.backoff_max_ms < o.backoff_ms)
+        o.backoff_max_ms = o.backoff_ms;
     const char *processed[] = {FX_RK_PROCESSED};
     const char *applied[] = {FX_RK_APPLIED};
     int rc = fx_bus_declare(bus, FX_GROUP_DISTRIBUTION, processed, 1, &o, err);
