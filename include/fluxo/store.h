@@ -52,6 +52,9 @@ int fx_store_prepare(struct fx_store *s, const char *sql, struct fx_stmt **out,
 /* Bind 1-based parameters. Text is copied. */
 int fx_stmt_bind_int(struct fx_stmt *st, int idx, int64_t v);
 int fx_stmt_bind_text(struct fx_stmt *st, int idx, const char *s, size_t len);
+/* Bind text without copying: s must stay valid and unchanged until the
+ * statement is reset (for bulk paths that bind from a buffer they own). */
+int fx_stmt_bind_text_ref(struct fx_stmt *st, int idx, const char *s, size_t len);
 int fx_stmt_bind_null(struct fx_stmt *st, int idx);
 int fx_stmt_bind_double(struct fx_stmt *st, int idx, double v);
 

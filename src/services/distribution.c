@@ -9,13 +9,18 @@
  * the commit. A failure rolls the whole chunk back and nacks it (retried with
  * backoff, dead-lettered with the reason after delivery.max_attempts).
  *
- * Upserts: per table and key alternative one prepared
- *   INSERT ... ON CONFLICT (key) WHERE <partial-index predicate>
- *   DO UPDATE SET ... RETURNING id
- * The tables' unique indexes are partial so that alternatives do not clash
- * (customers: unique CPF/CNPJ when present, else unique name + email).
- * Ids of natural keys seen recently are cached per table (customers and
- * products repeat across rows); the cache is dropped on any rollback.
+ * Upserts, per table of the plan and input row: pick the first key
+ * alternative whose columns are all present; look the natural key up in a
+ * per-table cache of recent ids (customers and products repeat), else
+ *   SELECT id FROM t WHERE <key> = ? AND <partial-index predicate>
+ * then UPDATE the "update" columns of a found row, or INSERT a new one (and
+ * read its id back when a later table references it). This costs two index
+ * probes at most and, unlike INSERT ... ON CONFLICT ... RETURNING, no
+ * ephemeral table per statement (SQLite materialises RETURNING rows; that
+ * alone was half of the apply time). Unique indexes are partial so the
+ * alternatives do not clash (customers: unique CPF/CNPJ when present, else
+ * unique name + e-mail); a concurrent twin insert fails the chunk on the
+ * unique index and the chunk is retried. The cache is dropped on rollback.
  */
 #include "fluxo/bus.h"
 #include "fluxo/log.h"
@@ -25,7 +30,8 @@
 #include "fluxo/util.h"
 #include "ingest_internal.h"
 
-#include <jansson.h>
+#include "chunk.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +46,12 @@ struct cache_slot {
 
 struct table_rt {
     const struct fx_plan_table *t;
-    char **insert_sql; /* per key alternative */
-    struct fx_stmt **stmt; /* prepared lazily, owned by the store connection */
+    char **select_sql;     /* per key alternative */
+    char *insert_sql, *update_sql; /* update_sql NULL when no column updates */
+    struct fx_stmt **select_st; /* prepared lazily, owned by the store connection */
+    struct fx_stmt *insert_st, *update_st;
+    int referenced;        /* a later table takes this table's id */
+    int insert_only;       /* leaf without updates: insert-or-ignore, no lookup */
     struct cache_slot *cache;
 };
 
@@ -111,7 +121,10 @@ static char *table_ddl(const struct fx_store *db, const struct fx_plan *plan, si
         if (col->not_null)
             fx_buf_puts(&b, " NOT NULL");
         if (col->kind == FX_SRC_REF)
-            fx_buf_printf(&b, " REFERENCES %s(id)", plan->tables[col->a].name);
+            /* deferred: checked at commit, so single-row inserts need no
+             * statement journal (and a chunk still fails as a whole) */
+            fx_buf_printf(&b, " REFERENCES %s(id) DEFERRABLE INITIALLY DEFERRED",
+                          plan->tables[col->a].name);
     }
     fx_buf_printf(&b, ", criado_em %s NOT NULL DEFAULT %s, atualizado_em %s);\n",
                   pg ? "TIMESTAMPTZ" : "TEXT",
@@ -133,38 +146,68 @@ static char *table_ddl(const struct fx_store *db, const struct fx_plan *plan, si
     return fx_buf_take(&b);
 }
 
-static char *insert_sql(const struct fx_store *db, const struct fx_plan_table *t, size_t k)
+static char *select_sql(const struct fx_plan_table *t, size_t k)
 {
-    int pg = strcmp(fx_store_dialect(db), "postgresql") == 0;
     struct fx_buf b;
     fx_buf_init(&b, 0);
-    fx_buf_printf(&b, "INSERT INTO %s (", t->name);
-    for (size_t c = 0; c < t->ncols; c++)
-        fx_buf_printf(&b, "%s%s", c ? ", " : "", t->cols[c].name);
-    fx_buf_puts(&b, ") VALUES (");
-    for (size_t c = 0; c < t->ncols; c++)
-        fx_buf_puts(&b, c ? ", ?" : "?");
-    fx_buf_puts(&b, ") ON CONFLICT (");
+    fx_buf_printf(&b, "SELECT id FROM %s WHERE ", t->name);
     for (size_t i = 0; i < t->keys[k].ncols; i++)
-        fx_buf_printf(&b, "%s%s", i ? ", " : "", t->cols[t->keys[k].cols[i]].name);
-    fx_buf_puts(&b, ") WHERE ");
+        fx_buf_printf(&b, "%s%s = ?", i ? " AND " : "", t->cols[t->keys[k].cols[i]].name);
+    fx_buf_puts(&b, " AND ");
     key_predicate(&b, t, k);
-    fx_buf_puts(&b, " DO UPDATE SET ");
+    return fx_buf_take(&b);
+}
+
+/* On SQLite, OR ROLLBACK: a constraint failure ends the transaction at once
+ * (the chunk is retried as a whole anyway), which spares every single-row
+ * statement the statement journal that ABORT semantics need. */
+static const char *or_rollback(const struct fx_store *db)
+{
+    return strcmp(fx_store_dialect(db), "sqlite") == 0 ? " OR ROLLBACK" : "";
+}
+
+/* ignore: for leaf tables without updated columns (nothing needs the id and
+ * nothing changes on a match), so a row already there is simply skipped:
+ * INSERT OR IGNORE / ON CONFLICT DO NOTHING, no lookup first. */
+static char *insert_sql(const struct fx_store *db, const struct fx_plan_table *t, int ignore)
+{
+    int sqlite = strcmp(fx_store_dialect(db), "sqlite") == 0;
+    struct fx_buf b;
+    fx_buf_init(&b, 0);
+    fx_buf_printf(&b, "INSERT%s INTO %s (",
+                  ignore ? (sqlite ? " OR IGNORE" : "") : or_rollback(db), t->name);
+    for (size_t c = 0; c < t->ncols; c++)
+        fx_buf_printf(&b, "%s, ", t->cols[c].name);
+    fx_buf_puts(&b, "criado_em) VALUES (");
+    for (size_t c = 0; c < t->ncols; c++)
+        fx_buf_puts(&b, "?, ");
+    fx_buf_puts(&b, "?)"); /* bound once per chunk: no date function per row */
+    if (ignore && !sqlite)
+        fx_buf_puts(&b, " ON CONFLICT DO NOTHING");
+    return fx_buf_take(&b);
+}
+
+/* UPDATE t SET c = coalesce(?, c), ..., atualizado_em = ? WHERE id = ?
+ * (parameters: the update columns in column order, the time, then the id);
+ * NULL when nothing updates. */
+static char *update_sql(const struct fx_store *db, const struct fx_plan_table *t)
+{
+    struct fx_buf b;
+    fx_buf_init(&b, 0);
+    fx_buf_printf(&b, "UPDATE%s %s SET ", or_rollback(db), t->name);
     int any = 0;
     for (size_t c = 0; c < t->ncols; c++) {
         if (!t->cols[c].update)
             continue;
-        fx_buf_printf(&b, "%s%s = coalesce(excluded.%s, %s.%s)", any ? ", " : "",
-                      t->cols[c].name, t->cols[c].name, t->name, t->cols[c].name);
+        fx_buf_printf(&b, "%s%s = coalesce(?, %s)", any ? ", " : "", t->cols[c].name,
+                      t->cols[c].name);
         any = 1;
     }
-    if (any)
-        fx_buf_printf(&b, ", atualizado_em = %s",
-                      pg ? "now()" : "strftime('%Y-%m-%dT%H:%M:%fZ','now')");
-    else /* no-op update so RETURNING yields the existing row */
-        fx_buf_printf(&b, "%s = excluded.%s", t->cols[t->keys[k].cols[0]].name,
-                      t->cols[t->keys[k].cols[0]].name);
-    fx_buf_puts(&b, " RETURNING id");
+    if (!any) {
+        fx_buf_cleanup(&b);
+        return NULL;
+    }
+    fx_buf_puts(&b, ", atualizado_em = ? WHERE id = ?");
     return fx_buf_take(&b);
 }
 
@@ -182,10 +225,18 @@ static int setup_pipeline(struct fx_distribution *d, const struct fx_pipeline *p
         free(s);
         struct table_rt *tr = &pr->tables[t];
         tr->t = &plan->tables[t];
-        tr->insert_sql = fx_calloc(tr->t->nkeys ? tr->t->nkeys : 1, sizeof(char *));
-        tr->stmt = fx_calloc(tr->t->nkeys ? tr->t->nkeys : 1, sizeof(struct fx_stmt *));
+        tr->select_sql = fx_calloc(tr->t->nkeys ? tr->t->nkeys : 1, sizeof(char *));
+        tr->select_st = fx_calloc(tr->t->nkeys ? tr->t->nkeys : 1, sizeof(struct fx_stmt *));
         for (size_t k = 0; k < tr->t->nkeys; k++)
-            tr->insert_sql[k] = insert_sql(d->db, tr->t, k);
+            tr->select_sql[k] = select_sql(tr->t, k);
+        tr->update_sql = update_sql(d->db, tr->t);
+        for (size_t later = t + 1; later < plan->ntables; later++)
+            for (size_t c = 0; c < plan->tables[later].ncols; c++)
+                if (plan->tables[later].cols[c].kind == FX_SRC_REF &&
+                    plan->tables[later].cols[c].a == (int)t)
+                    tr->referenced = 1;
+        tr->insert_only = !tr->referenced && !tr->update_sql;
+        tr->insert_sql = insert_sql(d->db, tr->t, tr->insert_only);
         tr->cache = fx_calloc(CACHE_SLOTS, sizeof(*tr->cache));
     }
     /* Pipeline tables are versioned as a component of their own; a changed
@@ -243,9 +294,11 @@ void fx_distribution_close(struct fx_distribution *d)
         for (size_t t = 0; t < plan->ntables; t++) {
             struct table_rt *tr = &d->pipes[i].tables[t];
             for (size_t k = 0; k < tr->t->nkeys; k++)
-                free(tr->insert_sql[k]);
+                free(tr->select_sql[k]);
+            free(tr->select_sql);
+            free(tr->select_st);
             free(tr->insert_sql);
-            free(tr->stmt);
+            free(tr->update_sql);
             free(tr->cache);
         }
         free(d->pipes[i].tables);
@@ -260,114 +313,222 @@ void fx_distribution_close(struct fx_distribution *d)
 
 struct chunk {
     const struct pipe_rt *pr;
-    const char *batch;
-    size_t nfields;
-    int *pos;     /* pipeline field -> index in row array, or -1 */
-    int *rawpos;  /* pipeline field -> index of its raw text, or -1 */
+    const struct fx_chunk *c;
+    int *pos;    /* pipeline field -> index in row array, or -1 */
+    int *rawpos; /* pipeline field -> index of its raw text, or -1 */
+    struct fx_cv *colv; /* scratch: values of one table's columns */
+    char now[32];       /* criado_em / atualizado_em of this chunk's writes */
 };
 
-/* A column's value for one input row, bound as parameter idx. Also folds it
- * into *h (for key caching). Returns 0, or FX_EPARSE with reason. */
-static int bind_col(struct fx_stmt *st, int idx, const struct fx_plan_column *c, json_t *row,
-                    const struct chunk *ch, const int64_t *ids, uint64_t *h, int *isnull,
-                    char *why, size_t whycap)
+static const struct fx_cv cv_null = {FX_CV_NULL, 0, NULL, 0};
+
+static int present(const struct fx_cv *v)
 {
-    json_t *v = NULL;
-    int64_t iv = 0;
-    const char *sv = NULL;
-    size_t slen = 0;
-    int kind = 0; /* 0 null, 1 int, 2 text */
+    return v->type == FX_CV_INT || (v->type == FX_CV_STR && v->len > 0);
+}
+
+/* Value of column c for row r. Returns 0 or an error with why filled. */
+static int col_value(const struct chunk *ch, size_t r, const struct fx_plan_column *c,
+                     const int64_t *ids, struct fx_cv *out, char *why, size_t whycap)
+{
+    *out = cv_null;
     switch (c->kind) {
     case FX_SRC_FIELD:
-        v = ch->pos[c->a] >= 0 ? json_array_get(row, (size_t)ch->pos[c->a]) : NULL;
+        if (ch->pos[c->a] >= 0)
+            *out = *fx_chunk_val(ch->c, r, (size_t)ch->pos[c->a]);
         break;
     case FX_SRC_RAW:
-        v = ch->rawpos[c->a] >= 0 ? json_array_get(row, (size_t)ch->rawpos[c->a]) : NULL;
-        if (v && json_is_string(v) && json_string_length(v) == 0)
-            v = NULL;
+        if (ch->rawpos[c->a] >= 0)
+            *out = *fx_chunk_val(ch->c, r, (size_t)ch->rawpos[c->a]);
+        if (!present(out))
+            *out = cv_null;
         break;
     case FX_SRC_REF:
         if (ids[c->a] > 0) {
-            iv = ids[c->a];
-            kind = 1;
+            out->type = FX_CV_INT;
+            out->i = ids[c->a];
         }
         break;
     case FX_SRC_CONST:
-        if (c->sqltype == FX_SQL_BOOL) {
-            iv = (strcmp(c->constant, "true") == 0 || strcmp(c->constant, "1") == 0);
-            kind = 1;
-        } else if (c->sqltype == FX_SQL_INT) {
-            iv = strtoll(c->constant, NULL, 10);
-            kind = 1;
+        if (c->sqltype == FX_SQL_BOOL || c->sqltype == FX_SQL_INT) {
+            out->type = FX_CV_INT;
+            out->i = c->sqltype == FX_SQL_BOOL
+                         ? (strcmp(c->constant, "true") == 0 || strcmp(c->constant, "1") == 0)
+                         : strtoll(c->constant, NULL, 10);
         } else {
-            sv = c->constant;
-            slen = strlen(sv);
-            kind = 2;
+            out->type = FX_CV_STR;
+            out->s = c->constant;
+            out->len = strlen(c->constant);
         }
         break;
     case FX_SRC_PRODUCT: {
-        json_t *a = ch->pos[c->a] >= 0 ? json_array_get(row, (size_t)ch->pos[c->a]) : NULL;
-        json_t *b = ch->pos[c->b] >= 0 ? json_array_get(row, (size_t)ch->pos[c->b]) : NULL;
-        if (json_is_integer(a) && json_is_integer(b)) {
-            long long r;
-            if (__builtin_mul_overflow((long long)json_integer_value(a),
-                                       (long long)json_integer_value(b), &r)) {
+        const struct fx_cv *a = ch->pos[c->a] >= 0 ? fx_chunk_val(ch->c, r, (size_t)ch->pos[c->a])
+                                                   : &cv_null;
+        const struct fx_cv *b = ch->pos[c->b] >= 0 ? fx_chunk_val(ch->c, r, (size_t)ch->pos[c->b])
+                                                   : &cv_null;
+        if (a->type == FX_CV_INT && b->type == FX_CV_INT) {
+            long long prod;
+            if (__builtin_mul_overflow((long long)a->i, (long long)b->i, &prod)) {
                 snprintf(why, whycap, "column %s: product overflows", c->name);
                 return FX_EPARSE;
             }
-            iv = r;
-            kind = 1;
+            out->type = FX_CV_INT;
+            out->i = prod;
         }
         break;
     }
     case FX_SRC_DEDUPE:
-        v = json_array_get(row, 1);
+        *out = *fx_chunk_val(ch->c, r, 1);
         break;
     case FX_SRC_BATCH:
-        sv = ch->batch;
-        slen = strlen(sv);
-        kind = 2;
+        out->type = FX_CV_STR;
+        out->s = ch->c->batch;
+        out->len = strlen(ch->c->batch);
         break;
     case FX_SRC_ROWNUM:
-        v = json_array_get(row, 0);
+        *out = *fx_chunk_val(ch->c, r, 0);
         break;
     }
-    if (v) {
-        if (json_is_integer(v)) {
-            iv = json_integer_value(v);
-            kind = 1;
-        } else if (json_is_string(v)) {
-            sv = json_string_value(v);
-            slen = json_string_length(v);
-            kind = 2;
-        } else if (json_is_true(v) || json_is_false(v)) {
-            iv = json_is_true(v);
-            kind = 1;
-        } else if (!json_is_null(v)) {
-            snprintf(why, whycap, "column %s: unexpected JSON value type", c->name);
-            return FX_EPARSE;
-        }
-    }
-    *isnull = kind == 0;
-    if (kind == 1) {
-        fx_stmt_bind_int(st, idx, iv);
-        *h = (*h ^ (uint64_t)iv) * 1099511628211ULL + 0x9e37;
-    } else if (kind == 2) {
-        fx_stmt_bind_text(st, idx, sv, slen);
-        *h = (*h ^ fx_hash64(sv, slen)) * 1099511628211ULL + 0x51;
-    } else {
-        fx_stmt_bind_null(st, idx);
-        *h = (*h * 31) + 7;
-    }
-    if (c->not_null && kind == 0) {
+    if (c->not_null && !present(out)) {
         snprintf(why, whycap, "column %s is required but has no value", c->name);
         return FX_ECONSTRAINT;
     }
     return 0;
 }
 
-static int apply_row(struct fx_distribution *d, const struct chunk *ch, json_t *row,
-                     char *why, size_t whycap)
+static void bind_cv(struct fx_stmt *st, int idx, const struct fx_cv *v)
+{
+    if (v->type == FX_CV_INT)
+        fx_stmt_bind_int(st, idx, v->i);
+    else if (v->type == FX_CV_STR) /* chunk strings outlive the statement's use */
+        fx_stmt_bind_text_ref(st, idx, v->s, v->len);
+    else
+        fx_stmt_bind_null(st, idx);
+}
+
+static uint64_t cv_hash(uint64_t h, const struct fx_cv *v)
+{
+    if (v->type == FX_CV_INT)
+        return (h ^ (uint64_t)v->i) * 1099511628211ULL + 0x9e37;
+    if (v->type == FX_CV_STR)
+        return (h ^ fx_hash64(v->s, v->len)) * 1099511628211ULL + 0x51;
+    return h * 31 + 7;
+}
+
+static int prepare_once(struct fx_distribution *d, const char *sql, struct fx_stmt **st,
+                        char *why, size_t whycap)
+{
+    if (*st)
+        return 0;
+    struct fx_err e;
+    fx_err_clear(&e);
+    int rc = fx_store_prepare(d->db, sql, st, &e);
+    if (rc)
+        snprintf(why, whycap, "%s", e.reason);
+    return rc;
+}
+
+/* SELECT the id of the row with key k; 0 when absent. */
+static int find_id(struct fx_distribution *d, struct table_rt *tr, size_t k,
+                   const struct fx_cv *colv, int64_t *id, char *why, size_t whycap)
+{
+    const struct fx_plan_table *pt = tr->t;
+    int rc = prepare_once(d, tr->select_sql[k], &tr->select_st[k], why, whycap);
+    if (rc)
+        return rc;
+    struct fx_stmt *st = tr->select_st[k];
+    for (size_t i = 0; i < pt->keys[k].ncols; i++)
+        bind_cv(st, (int)i + 1, &colv[pt->keys[k].cols[i]]);
+    rc = fx_stmt_step(st);
+    *id = rc == FX_STORE_ROW ? fx_stmt_int(st, 0) : 0;
+    fx_stmt_reset(st);
+    if (rc < 0) {
+        snprintf(why, whycap, "table %s: %s", pt->name, fx_store_errmsg(d->db));
+        return rc;
+    }
+    return 0;
+}
+
+static int apply_table(struct fx_distribution *d, struct table_rt *tr, const struct fx_cv *colv,
+                       int64_t *id, char *why, size_t whycap, size_t r, const struct chunk *ch)
+{
+    const struct fx_plan_table *pt = tr->t;
+    size_t k;
+    for (k = 0; k < pt->nkeys; k++) {
+        size_t i;
+        for (i = 0; i < pt->keys[k].ncols && present(&colv[pt->keys[k].cols[i]]); i++)
+            ;
+        if (i == pt->keys[k].ncols)
+            break;
+    }
+    if (k == pt->nkeys) {
+        const struct fx_cv *rn = fx_chunk_val(ch->c, r, 0);
+        snprintf(why, whycap, "row %lld: no complete natural key for table %s",
+                 (long long)rn->i, pt->name);
+        return FX_ESCHEMA;
+    }
+    uint64_t kh = 1469598103934665603ULL + k, uh = 0;
+    for (size_t i = 0; i < pt->keys[k].ncols; i++)
+        kh = cv_hash(kh, &colv[pt->keys[k].cols[i]]);
+    for (size_t c = 0; c < pt->ncols; c++)
+        if (pt->cols[c].update)
+            uh = cv_hash(uh, &colv[c]);
+    if (kh == 0)
+        kh = 1;
+    struct cache_slot *slot = &tr->cache[kh & (CACHE_SLOTS - 1)];
+    int rc;
+    *id = 0;
+    if (slot->h == kh) {
+        *id = slot->id;
+        if (slot->uh == uh || !tr->update_sql)
+            return 0;
+    } else if (!tr->insert_only && (rc = find_id(d, tr, k, colv, id, why, whycap))) {
+        return rc;
+    }
+    if (*id > 0) {
+        if (tr->update_sql) {
+            if ((rc = prepare_once(d, tr->update_sql, &tr->update_st, why, whycap)))
+                return rc;
+            int p = 1;
+            for (size_t c = 0; c < pt->ncols; c++)
+                if (pt->cols[c].update)
+                    bind_cv(tr->update_st, p++, &colv[c]);
+            fx_stmt_bind_text(tr->update_st, p++, ch->now, strlen(ch->now));
+            fx_stmt_bind_int(tr->update_st, p, *id);
+            rc = fx_stmt_step(tr->update_st);
+            fx_stmt_reset(tr->update_st);
+            if (rc < 0) {
+                snprintf(why, whycap, "table %s: %s", pt->name, fx_store_errmsg(d->db));
+                return rc;
+            }
+        }
+    } else {
+        if ((rc = prepare_once(d, tr->insert_sql, &tr->insert_st, why, whycap)))
+            return rc;
+        for (size_t c = 0; c < pt->ncols; c++)
+            bind_cv(tr->insert_st, (int)c + 1, &colv[c]);
+        fx_stmt_bind_text(tr->insert_st, (int)pt->ncols + 1, ch->now, strlen(ch->now));
+        rc = fx_stmt_step(tr->insert_st);
+        fx_stmt_reset(tr->insert_st);
+        if (rc < 0) {
+            snprintf(why, whycap, "table %s: %s", pt->name, fx_store_errmsg(d->db));
+            return rc;
+        }
+        if (tr->referenced && (rc = find_id(d, tr, k, colv, id, why, whycap)))
+            return rc;
+        if (tr->referenced && *id <= 0) {
+            snprintf(why, whycap, "table %s: inserted row not found by its key", pt->name);
+            return FX_ESTORE;
+        }
+    }
+    slot->h = kh;
+    slot->uh = uh;
+    slot->id = *id;
+    return 0;
+}
+
+static int apply_row(struct fx_distribution *d, const struct chunk *ch, size_t r, char *why,
+                     size_t whycap)
 {
     const struct fx_plan *plan = fx_pipeline_plan(ch->pr->p);
     int64_t ids[64];
@@ -381,79 +542,17 @@ static int apply_row(struct fx_distribution *d, const struct chunk *ch, json_t *
         ids[t] = 0;
         if (pt->skip_unless_field >= 0) {
             int pos = ch->pos[pt->skip_unless_field];
-            json_t *v = pos >= 0 ? json_array_get(row, (size_t)pos) : NULL;
-            if (!v || json_is_null(v))
+            if (pos < 0 || !present(fx_chunk_val(ch->c, r, (size_t)pos)))
                 continue;
         }
-        /* choose the key alternative: first whose columns are all non-null */
-        size_t k;
-        for (k = 0; k < pt->nkeys; k++) {
-            size_t i;
-            for (i = 0; i < pt->keys[k].ncols; i++) {
-                const struct fx_plan_column *c = &pt->cols[pt->keys[k].cols[i]];
-                json_t *v = NULL;
-                if (c->kind == FX_SRC_FIELD || c->kind == FX_SRC_RAW) {
-                    int pos = c->kind == FX_SRC_FIELD ? ch->pos[c->a] : ch->rawpos[c->a];
-                    v = pos >= 0 ? json_array_get(row, (size_t)pos) : NULL;
-                    if (!v || json_is_null(v) || (json_is_string(v) && !json_string_length(v)))
-                        break;
-                } else if (c->kind == FX_SRC_REF && ids[c->a] <= 0) {
-                    break;
-                }
-            }
-            if (i == pt->keys[k].ncols)
-                break;
-        }
-        if (k == pt->nkeys) {
-            snprintf(why, whycap, "row %lld: no complete natural key for table %s",
-                     (long long)json_integer_value(json_array_get(row, 0)), pt->name);
-            return FX_ESCHEMA;
-        }
-        struct fx_stmt *st = tr->stmt[k];
-        int rc;
-        if (!st) {
-            struct fx_err e;
-            fx_err_clear(&e);
-            if ((rc = fx_store_prepare(d->db, tr->insert_sql[k], &st, &e)) != 0) {
-                snprintf(why, whycap, "%s", e.reason);
-                return rc;
-            }
-            tr->stmt[k] = st;
-        }
-        uint64_t kh = 1469598103934665603ULL + k, uh = 0;
         for (size_t c = 0; c < pt->ncols; c++) {
-            int isnull;
-            uint64_t h = 0;
-            rc = bind_col(st, (int)c + 1, &pt->cols[c], row, ch, ids, &h, &isnull, why, whycap);
-            if (rc) {
-                fx_stmt_reset(st);
+            int rc = col_value(ch, r, &pt->cols[c], ids, &ch->colv[c], why, whycap);
+            if (rc)
                 return rc;
-            }
-            for (size_t i = 0; i < pt->keys[k].ncols; i++)
-                if (pt->keys[k].cols[i] == (int)c)
-                    kh = (kh ^ h) * 1099511628211ULL;
-            if (pt->cols[c].update)
-                uh = (uh ^ h) * 1099511628211ULL;
         }
-        if (kh == 0)
-            kh = 1;
-        struct cache_slot *slot = &tr->cache[kh & (CACHE_SLOTS - 1)];
-        if (slot->h == kh && slot->uh == uh) {
-            fx_stmt_reset(st);
-            ids[t] = slot->id;
-            continue;
-        }
-        rc = fx_stmt_step(st);
-        if (rc == FX_STORE_ROW)
-            ids[t] = fx_stmt_int(st, 0);
-        fx_stmt_reset(st);
-        if (rc < 0) {
-            snprintf(why, whycap, "table %s: %s", pt->name, fx_store_errmsg(d->db));
+        int rc = apply_table(d, tr, ch->colv, &ids[t], why, whycap, r, ch);
+        if (rc)
             return rc;
-        }
-        slot->h = kh;
-        slot->uh = uh;
-        slot->id = ids[t];
     }
     return 0;
 }
@@ -466,52 +565,45 @@ static const struct pipe_rt *find_pipe(struct fx_distribution *d, const char *na
     return NULL;
 }
 
-static int apply_chunk(struct fx_distribution *d, const struct fx_delivery *m, json_t *doc,
-                       size_t *nrows, char *why, size_t whycap)
+static int apply_chunk(struct fx_distribution *d, const struct fx_chunk *c, char *why,
+                       size_t whycap)
 {
-    const char *pname = json_string_value(json_object_get(doc, "pipeline"));
-    const char *batch = json_string_value(json_object_get(doc, "batch"));
-    json_t *fields = json_object_get(doc, "fields");
-    json_t *raw = json_object_get(doc, "raw");
-    json_t *rows = json_object_get(doc, "rows");
-    if (!pname || !batch || !json_is_array(fields) || !json_is_array(raw) ||
-        !json_is_array(rows)) {
-        snprintf(why, whycap, "malformed chunk: needs pipeline, batch, fields, raw, rows");
-        return FX_EPARSE;
-    }
-    const struct pipe_rt *pr = find_pipe(d, pname);
+    const struct pipe_rt *pr = find_pipe(d, c->pipeline);
     if (!pr) {
-        snprintf(why, whycap, "unknown pipeline '%s'", pname);
+        snprintf(why, whycap, "unknown pipeline '%s'", c->pipeline);
         return FX_ENOTFOUND;
     }
-    size_t nf = fx_pipeline_nfields(pr->p);
-    struct chunk ch = {pr, batch, nf, fx_calloc(nf ? nf : 1, sizeof(int)),
-                       fx_calloc(nf ? nf : 1, sizeof(int))};
-    size_t nchunkfields = json_array_size(fields);
+    const struct fx_plan *plan = fx_pipeline_plan(pr->p);
+    size_t nf = fx_pipeline_nfields(pr->p), maxcols = 1;
+    for (size_t t = 0; t < plan->ntables; t++)
+        if (plan->tables[t].ncols > maxcols)
+            maxcols = plan->tables[t].ncols;
+    struct chunk ch = {pr, c, fx_calloc(nf ? nf : 1, sizeof(int)),
+                       fx_calloc(nf ? nf : 1, sizeof(int)),
+                       fx_calloc(maxcols, sizeof(struct fx_cv)), ""};
+    fx__now_iso(ch.now);
     for (size_t i = 0; i < nf; i++)
         ch.pos[i] = ch.rawpos[i] = -1;
-    for (size_t i = 0; i < nchunkfields; i++) {
-        int f = fx_pipeline_field_index(pr->p, json_string_value(json_array_get(fields, i)));
+    /* map by name: the chunk may come from an older or newer pipeline version */
+    for (size_t i = 0; i < c->nfields; i++) {
+        int f = fx_pipeline_field_index(pr->p, c->fields[i]);
         if (f >= 0)
             ch.pos[f] = (int)(2 + i);
     }
-    for (size_t i = 0; i < json_array_size(raw); i++) {
-        json_int_t f = json_integer_value(json_array_get(raw, i));
-        if (f >= 0 && (size_t)f < nchunkfields) {
-            int pf = fx_pipeline_field_index(
-                pr->p, json_string_value(json_array_get(fields, (size_t)f)));
+    for (size_t i = 0; i < c->nraw; i++) {
+        int64_t f = c->raw[i];
+        if (f >= 0 && (size_t)f < c->nfields) {
+            int pf = fx_pipeline_field_index(pr->p, c->fields[f]);
             if (pf >= 0)
-                ch.rawpos[pf] = (int)(2 + nchunkfields + i);
+                ch.rawpos[pf] = (int)(2 + c->nfields + i);
         }
     }
     int rc = 0;
-    size_t n = json_array_size(rows);
-    for (size_t r = 0; r < n && rc == 0; r++)
-        rc = apply_row(d, &ch, json_array_get(rows, r), why, whycap);
-    *nrows = n;
+    for (size_t r = 0; r < c->nrows && rc == 0; r++)
+        rc = apply_row(d, &ch, r, why, whycap);
     free(ch.pos);
     free(ch.rawpos);
-    (void)m;
+    free(ch.colv);
     return rc;
 }
 
@@ -536,19 +628,26 @@ static int publish_applied(struct fx_distribution *d, const struct fx_delivery *
 int fx_distribution_once(struct fx_distribution *d, int timeout_ms, struct fx_err *err)
 {
     struct fx_delivery *m = NULL;
+    int64_t t0 = fx_mono_ms();
     int rc = fx_bus_receive(d->bus, FX_GROUP_DISTRIBUTION, timeout_ms, &m, err);
     if (rc <= 0)
         return rc;
+    int64_t t_recv = fx_mono_ms(), t_parse = 0, t_apply = 0, t_commit = 0, t_pub = 0;
     char why[512] = "";
     size_t nrows = 0;
-    json_error_t je;
-    json_t *doc = m->data ? json_loadb(m->data, m->data_len, 0, &je) : NULL;
-    const char *batch = doc ? json_string_value(json_object_get(doc, "batch")) : NULL;
-    if (!doc) {
-        snprintf(why, sizeof(why), "chunk data is not JSON: %s", m->data ? je.text : "no data");
+    struct fx_chunk chunk;
+    memset(&chunk, 0, sizeof(chunk));
+    const char *batch = NULL;
+    if (!m->data) {
+        snprintf(why, sizeof(why), "chunk event has no data");
         rc = FX_EPARSE;
         goto fail;
     }
+    if ((rc = fx_chunk_decode(m->data, m->data_len, &chunk, why, sizeof(why))) != 0)
+        goto fail;
+    batch = chunk.batch;
+    nrows = chunk.nrows;
+    t_parse = fx_mono_ms();
     if ((rc = fx_store_begin(d->db)) != 0) {
         snprintf(why, sizeof(why), "cannot begin: %s", fx_store_errmsg(d->db));
         goto fail;
@@ -566,7 +665,7 @@ int fx_distribution_once(struct fx_distribution *d, int timeout_ms, struct fx_er
             fx_stmt_bind_text(st, 2, batch, strlen(batch));
         else
             fx_stmt_bind_null(st, 2);
-        fx_stmt_bind_int(st, 3, (int64_t)json_array_size(json_object_get(doc, "rows")));
+        fx_stmt_bind_int(st, 3, (int64_t)chunk.nrows);
         fx_stmt_bind_text(st, 4, now, strlen(now));
         rc = fx_stmt_step(st);
         fx_stmt_reset(st);
@@ -578,27 +677,34 @@ int fx_distribution_once(struct fx_distribution *d, int timeout_ms, struct fx_er
     if (fx_store_changes(d->db) == 0) {
         fx_log(FX_LOG_INFO, "distribution", m->correlation_id,
                "chunk %s already applied (redelivery %d): skipped", m->id, m->attempt);
-    } else if ((rc = apply_chunk(d, m, doc, &nrows, why, sizeof(why))) != 0) {
+    } else if ((rc = apply_chunk(d, &chunk, why, sizeof(why))) != 0) {
         goto rollback;
     }
+    t_apply = fx_mono_ms();
     if ((rc = fx_store_commit(d->db)) != 0) {
         snprintf(why, sizeof(why), "commit: %s", fx_store_errmsg(d->db));
         goto rollback;
     }
+    t_commit = fx_mono_ms();
     if ((rc = publish_applied(d, m, batch, nrows, err)) != 0) {
         /* the effect is committed; redelivery will find the inbox entry and re-announce */
         snprintf(why, sizeof(why), "cannot announce applied chunk: %.400s",
                  err ? err->reason : "");
         goto fail;
     }
+    t_pub = fx_mono_ms();
     rc = fx_bus_ack(d->bus, m);
     if (rc)
         fx_log(FX_LOG_WARN, "distribution", m->correlation_id,
                "ack of chunk %s failed (%s): it will be redelivered and skipped", m->id,
                fx_strerror(rc));
-    fx_log(FX_LOG_DEBUG, "distribution", m->correlation_id, "applied chunk %s: %zu rows", m->id,
-           nrows);
-    json_decref(doc);
+    fx_log(FX_LOG_DEBUG, "distribution", m->correlation_id,
+           "applied chunk %s: %zu rows; ms: receive %lld parse %lld apply %lld commit %lld "
+           "announce %lld ack %lld",
+           m->id, nrows, (long long)(t_recv - t0), (long long)(t_parse - t_recv),
+           (long long)(t_apply - t_parse), (long long)(t_commit - t_apply),
+           (long long)(t_pub - t_commit), (long long)(fx_mono_ms() - t_pub));
+    fx_chunk_free(&chunk);
     fx_delivery_free(m);
     return 1;
 
@@ -609,7 +715,7 @@ fail:
     fx_log(FX_LOG_ERROR, "distribution", m->correlation_id,
            "chunk %s (attempt %d) not applied: %s", m->id, m->attempt, why);
     fx_bus_nack(d->bus, m, why);
-    json_decref(doc);
+    fx_chunk_free(&chunk);
     fx_delivery_free(m);
     fx_err_set(err, rc < 0 ? rc : FX_ESTORE, "%s", why);
     return rc < 0 ? rc : FX_ESTORE;

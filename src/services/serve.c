@@ -10,6 +10,7 @@
  *  - distribution.lock (shared by every distribution worker): lets
  *    `fluxo import` know whether a distribution service is running.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "fluxo/bus.h"
 #include "fluxo/log.h"
 #include "fluxo/mem.h"
@@ -192,6 +193,8 @@ static void run_dist(struct fx_services *s)
 static void *thread_main(void *arg)
 {
     struct worker *w = arg;
+    static const char *const names[] = {"fx-watch", "fx-relay", "fx-applied", "fx-dist"};
+    pthread_setname_np(pthread_self(), names[w->kind]);
     switch (w->kind) {
     case K_WATCH:
         run_watch(w->svc);

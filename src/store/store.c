@@ -30,7 +30,7 @@ static const struct fx_store_ops *const backends[] = {
 static int vtbl_complete(const struct fx_store_vtbl *vt)
 {
     return vt && vt->close && vt->exec && vt->begin && vt->commit && vt->rollback && vt->prepare &&
-           vt->bind_int && vt->bind_double && vt->bind_text && vt->bind_null && vt->step &&
+           vt->bind_int && vt->bind_double && vt->bind_text && vt->bind_text_ref && vt->bind_null && vt->step &&
            vt->col_int && vt->col_double && vt->col_text && vt->col_is_null && vt->ncols &&
            vt->reset && vt->changes && vt->errmsg && vt->dialect;
 }
@@ -140,6 +140,11 @@ int fx_stmt_bind_int(struct fx_stmt *st, int idx, int64_t v)
 int fx_stmt_bind_text(struct fx_stmt *st, int idx, const char *s, size_t len)
 {
     return st ? st->vt->bind_text(st, idx, s, len) : FX_EINVAL;
+}
+
+int fx_stmt_bind_text_ref(struct fx_stmt *st, int idx, const char *s, size_t len)
+{
+    return st ? st->vt->bind_text_ref(st, idx, s, len) : FX_EINVAL;
 }
 
 int fx_stmt_bind_null(struct fx_stmt *st, int idx)

@@ -74,6 +74,9 @@ struct fx_store_vtbl {
     int (*bind_int)(struct fx_stmt *st, int idx, int64_t v);
     int (*bind_double)(struct fx_stmt *st, int idx, double v);
     int (*bind_text)(struct fx_stmt *st, int idx, const char *s, size_t len);
+    /* Like bind_text, but the text is borrowed: it must stay valid and
+     * unchanged until the statement is reset (bulk paths avoid a copy). */
+    int (*bind_text_ref)(struct fx_stmt *st, int idx, const char *s, size_t len);
     int (*bind_null)(struct fx_stmt *st, int idx);
 
     /* Execute or advance: FX_STORE_ROW, FX_STORE_DONE or < 0 (statement

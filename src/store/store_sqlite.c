@@ -311,6 +311,17 @@ static int sq_bind_text(struct fx_stmt *base, int idx, const char *s, size_t len
                                                        SQLITE_TRANSIENT, SQLITE_UTF8));
 }
 
+static int sq_bind_text_ref(struct fx_stmt *base, int idx, const char *s, size_t len)
+{
+    if (!s) {
+        if (len)
+            return FX_EINVAL;
+        s = "";
+    }
+    return bind_result(STMT(base), sqlite3_bind_text64(STMT(base)->st, idx, s, len,
+                                                       SQLITE_STATIC, SQLITE_UTF8));
+}
+
 static int sq_bind_null(struct fx_stmt *base, int idx)
 {
     return bind_result(STMT(base), sqlite3_bind_null(STMT(base)->st, idx));
@@ -380,6 +391,7 @@ static const struct fx_store_vtbl sq_vtbl = {
     .bind_int = sq_bind_int,
     .bind_double = sq_bind_double,
     .bind_text = sq_bind_text,
+    .bind_text_ref = sq_bind_text_ref,
     .bind_null = sq_bind_null,
     .step = sq_step,
     .col_int = sq_col_int,
@@ -507,9 +519,10 @@ static int setup(struct sq_store *s, int memory)
                  "PRAGMA synchronous=NORMAL;"
                  "PRAGMA foreign_keys=ON;"
                  "PRAGMA temp_store=MEMORY;"
-                 "PRAGMA cache_size=-8192;"   /* 8 MiB */
-                 "PRAGMA mmap_size=67108864;" /* 64 MiB */
-                 "PRAGMA journal_size_limit=67108864;" /* truncate a big WAL after checkpoint */,
+                 "PRAGMA cache_size=-65536;"   /* 8 MiB */
+                 "PRAGMA mmap_size=268435456;" /* 64 MiB */
+                 "PRAGMA journal_size_limit=67108864;" /* truncate a big WAL after checkpoint */
+                 "PRAGMA wal_autocheckpoint=16384;", /* 64 MiB: bulk commits write MBs */
                  NULL);
     if (rc < 0)
         return rc;
