@@ -108,6 +108,10 @@ int fx_pipeline_field_index(const struct fx_pipeline *p, const char *name);
 int fx_pipeline_dedupe_by_content(const struct fx_pipeline *p);
 /* Rows per outbox chunk (YAML options.chunk_rows, default 1000). */
 size_t fx_pipeline_chunk_rows(const struct fx_pipeline *p);
+/* Free-text description (YAML `description:`), "" when none. */
+const char *fx_pipeline_description(const struct fx_pipeline *p);
+/* SHA-256 (64 hex chars) of the YAML text: records which version of a definition ran. */
+const char *fx_pipeline_digest(const struct fx_pipeline *p);
 
 /* ---- header binding ---- */
 
@@ -126,6 +130,8 @@ const struct fx_pipeline *fx_binding_pipeline(const struct fx_binding *b);
 size_t fx_binding_unknown(const struct fx_binding *b, const char *const **names);
 /* 1 if the file has a column for field i. */
 int fx_binding_has_field(const struct fx_binding *b, size_t i);
+/* 0-based column of field i in the file, or -1 when the file lacks it. */
+int fx_binding_column(const struct fx_binding *b, size_t i);
 
 /* ---- validation ---- */
 
@@ -177,7 +183,7 @@ struct fx_plan_column {
     enum fx_src_kind kind;
     enum fx_sqltype sqltype;
     int a, b;             /* field / table indexes, per kind */
-    const char *constant; /* FX_SRC_CONST */
+    const char *constant; /* FX_SRC_CONST: text; INT as decimal digits; BOOL as "1" / "0" */
     int not_null;
     int update;           /* overwrite on conflict (e.g. current price); keys never update */
 };

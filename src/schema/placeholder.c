@@ -1,1 +1,0 @@
-int fx__schema_placeholder;
