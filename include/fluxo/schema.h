@@ -150,7 +150,7 @@ int fx_pipeline_validate(const struct fx_binding *b, const struct fx_record *rec
 /* ---- dedupe ---- */
 
 /*
- * Dedupe key of an accepted row, 64 hex chars (SHA-256):
+ * Dedupe key of an accepted row, 64 hex chars (BLAKE2b-256, see fx_keyhash in util.h):
  *  - content key (hash of the declared content fields' canonical values)
  *    when the file has every column the spec marks as needed for content
  *    dedupe (e.g. data_hora), or when the pipeline option dedupe_by_content

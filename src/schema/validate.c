@@ -912,10 +912,10 @@ int fx_pipeline_validate(const struct fx_binding *b, const struct fx_record *rec
  *   integer or date  0x01, then i as 8 bytes little-endian (date / datetime: days / seconds)
  *   text             0x02, then the length as LEB128, then the canonical bytes
  * Unambiguous (null differs from empty, values cannot run into each other) and
- * compact, so a typical sales row is two SHA-256 blocks.
+ * compact, so a typical sales row is one or two BLAKE2b blocks.
  */
 struct hbuf {
-    struct fx_sha256 h;
+    struct fx_keyhash h;
     size_t n;
     unsigned char buf[512];
 };
@@ -923,10 +923,10 @@ struct hbuf {
 static void hb_put(struct hbuf *hb, const void *data, size_t n)
 {
     if (hb->n + n > sizeof(hb->buf)) {
-        fx_sha256_update(&hb->h, hb->buf, hb->n);
+        fx_keyhash_update(&hb->h, hb->buf, hb->n);
         hb->n = 0;
         if (n > sizeof(hb->buf)) {
-            fx_sha256_update(&hb->h, data, n);
+            fx_keyhash_update(&hb->h, data, n);
             return;
         }
     }
@@ -946,7 +946,7 @@ void fx_pipeline_dedupe_key(const struct fx_binding *b, const struct fx_row *row
     const struct fx_pipeline *p = b->p;
     struct hbuf hb;
     char content[65];
-    fx_sha256_init(&hb.h);
+    fx_keyhash_init(&hb.h);
     hb.n = 0;
     for (size_t k = 0; k < p->ncontent; k++) {
         const struct fx_value *v = &row->v[p->content[k]];
@@ -972,8 +972,8 @@ void fx_pipeline_dedupe_key(const struct fx_binding *b, const struct fx_row *row
             hb_put(&hb, v->s, v->len);
         }
     }
-    fx_sha256_update(&hb.h, hb.buf, hb.n);
-    fx_sha256_final_hex(&hb.h, content);
+    fx_keyhash_update(&hb.h, hb.buf, hb.n);
+    fx_keyhash_final_hex(&hb.h, content);
     if (content_out)
         memcpy(content_out, content, 65);
 
@@ -984,7 +984,7 @@ void fx_pipeline_dedupe_key(const struct fx_binding *b, const struct fx_row *row
         memcpy(key_out, content, 65);
         return;
     }
-    /* position key: SHA-256 of "<source hash>:<row number>" */
+    /* position key: BLAKE2b-256 of "<source hash>:<row number>" */
     char pos[96], digits[24];
     size_t sl = source_hash ? strnlen(source_hash, 64) : 0, dl = 0;
     memcpy(pos, source_hash ? source_hash : "", sl);
@@ -999,5 +999,5 @@ void fx_pipeline_dedupe_key(const struct fx_binding *b, const struct fx_row *row
         pos[sl++] = '-';
     while (dl)
         pos[sl++] = digits[--dl];
-    fx_sha256_hex(pos, sl, key_out);
+    fx_keyhash_hex(pos, sl, key_out);
 }
