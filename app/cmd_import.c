@@ -124,6 +124,23 @@ int cmd_import(struct cli *cli, int argc, char **argv)
         free(files);
         return 1;
     }
+    /* Relay and distribution start first, so a big file's first chunks are
+     * applied while the rest is still being read. */
+    struct fx_services *svc = NULL;
+    int own_dist = 0;
+    if (wait) {
+        cli_on_signals(&cli->rt.stop);
+        unsigned mask = FX_SVC_RELAY | FX_SVC_APPLIED;
+        own_dist = !fx_distribution_running(&cli->rt);
+        if (own_dist)
+            mask |= FX_SVC_DISTRIBUTION;
+        if (fx_services_start(&cli->rt, mask, &svc, &err) != 0) {
+            cli_print_err("services", &err);
+            fx_ingest_close(ig);
+            free(files);
+            return 1;
+        }
+    }
     int refused = 0;
     char (*batches)[37] = fx_calloc((size_t)nfiles, 37);
     uint64_t *accepted = fx_calloc((size_t)nfiles, sizeof(uint64_t));
@@ -161,17 +178,8 @@ int cmd_import(struct cli *cli, int argc, char **argv)
     }
     fflush(stdout);
 
-    if (wait && nbatches > 0) {
-        cli_on_signals(&cli->rt.stop);
-        unsigned mask = FX_SVC_RELAY | FX_SVC_APPLIED;
-        int own_dist = !fx_distribution_running(&cli->rt);
-        if (own_dist)
-            mask |= FX_SVC_DISTRIBUTION;
-        struct fx_services *svc = NULL;
-        if (fx_services_start(&cli->rt, mask, &svc, &err) != 0) {
-            cli_print_err("services", &err);
-            refused = refused ? refused : 1;
-        } else {
+    if (wait && nbatches > 0 && svc) {
+        {
             int64_t t0 = fx_mono_ms(), last = 0;
             for (;;) {
                 uint64_t applied = 0, total = 0;
@@ -204,9 +212,9 @@ int cmd_import(struct cli *cli, int argc, char **argv)
             }
             if (isatty(2) && !quiet)
                 fprintf(stderr, "\r%-60s\r", "");
-            fx_services_stop(svc);
         }
     }
+    fx_services_stop(svc);
     fx_ingest_close(ig);
     free(batches);
     free(accepted);

@@ -41,6 +41,10 @@ const struct fx_config_key fx_config_keys[] = {
      .max = 16 * MiB, .help = "longest accepted field"},
     {.name = "ingest.max_fields", .type = FX_CFG_INT, .def = "1024", .min = 1, .max = 65536,
      .help = "most fields accepted in a record"},
+    {.name = "ingest.commit_rows", .type = FX_CFG_INT, .def = "50000", .min = 1000,
+     .max = 100000000,
+     .help = "rows per ingest transaction: queued chunks flow to distribution while a big file "
+             "is still being read"},
 
     {.name = "relay.batch", .type = FX_CFG_INT, .def = "64", .min = 1, .max = 10000,
      .help = "outbox chunks per publish"},
@@ -54,6 +58,8 @@ const struct fx_config_key fx_config_keys[] = {
 
     {.name = "distribution.workers", .type = FX_CFG_INT, .def = "1", .min = 1, .max = 64,
      .help = "number of distribution workers"},
+    {.name = "distribution.batch", .type = FX_CFG_INT, .def = "16", .min = 1, .max = 1000,
+     .help = "most waiting chunks applied in one transaction (fewer page writes per row)"},
 
     {.name = "delivery.max_attempts", .type = FX_CFG_INT, .def = "5", .min = 1, .max = 1000,
      .help = "attempts before a delivery is given up"},

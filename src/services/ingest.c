@@ -2,13 +2,21 @@
 /*
  * Ingest service: one batch per file. Design notes:
  *
- *  - A file is all or nothing: every accepted row of the file, its staging
- *    chunks, their outbox entries, the dedupe keys and the issues commit in
- *    one transaction. A file refused as a whole (unreadable, empty, header
- *    only, missing columns, fatal read error) leaves only a "failed" batch
- *    row explaining why.
+ *  - A file is first scanned for structure (the reader alone, ~1 GB/s) so
+ *    that whatever refuses it as a whole (unreadable, empty, header only,
+ *    missing columns, unterminated quote) is found before anything is
+ *    queued: a refused file leaves only a "failed" batch row explaining why.
+ *  - Then rows are validated and committed every ingest.commit_rows rows
+ *    (at chunk boundaries): each transaction holds accepted rows, their
+ *    staging chunks, outbox entries, dedupe keys and issues together, so
+ *    the relay and the distribution work on the start of a big file while
+ *    the rest is still being read. If the store fails part-way (disk full),
+ *    the batch is marked failed with how far it got; importing the file
+ *    again completes it, the committed rows counting as duplicates.
  *  - Rows travel in chunks (pipeline option chunk_rows, default 1000): the
- *    chunk payload is stored once in `staging` and referenced by `outbox`,
+ *    chunk payload is stored once in `staging_payload` (written once, never
+ *    updated: an UPDATE rewrites a whole SQLite row, overflow pages
+ *    included), its state in `staging`, and `outbox` references it;
  *    which the relay drains. A chunk's id is the CloudEvent id, stable across
  *    re-publication, so the distribution inbox detects redelivery.
  *  - Dedupe: table `seen` holds every key ever accepted. A row whose key is
@@ -47,10 +55,11 @@ static const struct fx_migration ingest_migrations[] = {
      "CREATE TABLE staging ("
      " id TEXT PRIMARY KEY, batch_id TEXT NOT NULL REFERENCES batches(id), seq INTEGER NOT NULL,"
      " first_row INTEGER NOT NULL, last_row INTEGER NOT NULL, nrows INTEGER NOT NULL,"
-     " payload TEXT NOT NULL,"
      " state TEXT NOT NULL CHECK (state IN ('pending','published','applied')),"
      " created_at TEXT NOT NULL, published_at TEXT, applied_at TEXT);"
      "CREATE INDEX staging_batch ON staging(batch_id, state);"
+     "CREATE TABLE staging_payload (id TEXT PRIMARY KEY REFERENCES staging(id),"
+     " payload TEXT NOT NULL) WITHOUT ROWID;"
      "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
      " staging_id TEXT NOT NULL REFERENCES staging(id), routing_key TEXT NOT NULL);"
      "CREATE TABLE issues ("
@@ -221,8 +230,8 @@ static int chunk_flush(struct job *j, struct fx_err *err)
     char id[37];
     fx_uuid7(id);
     struct fx_stmt *st;
-    int rc = prep(j->ig, "INSERT INTO staging(id,batch_id,seq,first_row,last_row,nrows,payload,"
-                         "state,created_at) VALUES(?,?,?,?,?,?,?,'pending',?)", &st, err);
+    int rc = prep(j->ig, "INSERT INTO staging(id,batch_id,seq,first_row,last_row,nrows,"
+                         "state,created_at) VALUES(?,?,?,?,?,?,'pending',?)", &st, err);
     if (rc)
         return rc;
     fx_stmt_bind_text(st, 1, id, 36);
@@ -231,8 +240,16 @@ static int chunk_flush(struct job *j, struct fx_err *err)
     fx_stmt_bind_int(st, 4, j->first_row);
     fx_stmt_bind_int(st, 5, j->last_row);
     fx_stmt_bind_int(st, 6, (int64_t)j->chunk_rows);
-    fx_stmt_bind_text(st, 7, j->chunk.data, j->chunk.len);
-    fx_stmt_bind_text(st, 8, j->now, strlen(j->now));
+    fx_stmt_bind_text(st, 7, j->now, strlen(j->now));
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    if (rc < 0)
+        return fx_err_set(err, rc, "cannot stage chunk: %s", fx_store_errmsg(j->ig->db));
+    rc = prep(j->ig, "INSERT INTO staging_payload(id,payload) VALUES(?,?)", &st, err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, id, 36);
+    fx_stmt_bind_text_ref(st, 2, j->chunk.data, j->chunk.len);
     rc = fx_stmt_step(st);
     fx_stmt_reset(st);
     if (rc < 0)
@@ -300,28 +317,33 @@ static void record_refusal(struct fx_ingest *ig, struct fx_batch_result *res, co
     fx_log(FX_LOG_WARN, "ingest", res->correlation_id, "refused %s: %s", path, msg);
 }
 
-static int finish_batch(struct job *j, struct fx_err *err)
+/* Store the batch's counts (and state: "receiving" part-way, "queued" at the end). */
+static int save_counts(struct job *j, const char *state, struct fx_err *err)
 {
     struct fx_stmt *st;
     struct fx_batch_result *r = j->res;
-    int rc = prep(j->ig, "UPDATE batches SET state='queued', source_hash=?, received=?, accepted=?,"
+    int rc = prep(j->ig, "UPDATE batches SET state=?, source_hash=?, received=?, accepted=?,"
                          " rejected=?, duplicate=?, warnings=?, possible_dup=?, chunks=?,"
                          " unknown_columns=?, finished_at=? WHERE id=?", &st, err);
     if (rc)
         return rc;
-    fx_stmt_bind_text(st, 1, j->source_hash, strlen(j->source_hash));
-    fx_stmt_bind_int(st, 2, (int64_t)r->received);
-    fx_stmt_bind_int(st, 3, (int64_t)r->accepted);
-    fx_stmt_bind_int(st, 4, (int64_t)r->rejected);
-    fx_stmt_bind_int(st, 5, (int64_t)r->duplicate);
-    fx_stmt_bind_int(st, 6, (int64_t)r->warnings);
-    fx_stmt_bind_int(st, 7, (int64_t)r->possible_dup);
-    fx_stmt_bind_int(st, 8, (int64_t)r->chunks);
-    fx_stmt_bind_text(st, 9, r->unknown_columns, strlen(r->unknown_columns));
+    fx_stmt_bind_text(st, 1, state, strlen(state));
+    fx_stmt_bind_text(st, 2, j->source_hash, strlen(j->source_hash));
+    fx_stmt_bind_int(st, 3, (int64_t)r->received);
+    fx_stmt_bind_int(st, 4, (int64_t)r->accepted);
+    fx_stmt_bind_int(st, 5, (int64_t)r->rejected);
+    fx_stmt_bind_int(st, 6, (int64_t)r->duplicate);
+    fx_stmt_bind_int(st, 7, (int64_t)r->warnings);
+    fx_stmt_bind_int(st, 8, (int64_t)r->possible_dup);
+    fx_stmt_bind_int(st, 9, (int64_t)r->chunks);
+    fx_stmt_bind_text(st, 10, r->unknown_columns, strlen(r->unknown_columns));
     char now[32];
     fx__now_iso(now);
-    fx_stmt_bind_text(st, 10, now, strlen(now));
-    fx_stmt_bind_text(st, 11, r->batch_id, 36);
+    if (strcmp(state, "queued") == 0)
+        fx_stmt_bind_text(st, 11, now, strlen(now));
+    else
+        fx_stmt_bind_null(st, 11);
+    fx_stmt_bind_text(st, 12, r->batch_id, 36);
     rc = fx_stmt_step(st);
     fx_stmt_reset(st);
     return rc < 0 ? fx_err_set(err, rc, "cannot finish batch: %s", fx_store_errmsg(j->ig->db)) : 0;
@@ -394,6 +416,39 @@ static void set_source(struct fx_err *err, const char *path)
         snprintf(err->source, sizeof(err->source), "%s", path);
 }
 
+/* Structure pass: read every record once without validating, so a fatal read
+ * error refuses the file before any row is queued. */
+static int prescan(const char *path, const struct fx_reader_opts *ro, struct fx_err *err)
+{
+    struct fx_reader *rd = NULL;
+    int rc = fx_reader_open(path, ro, &rd, err);
+    struct fx_record rec;
+    while (rc == 0 && (rc = fx_reader_next(rd, &rec, err)) == 1)
+        rc = 0;
+    fx_reader_free(rd);
+    return rc < 0 ? rc : 0;
+}
+
+/* Mark a batch that already has committed rows as failed, keeping its counts. */
+static void mark_failed(struct fx_ingest *ig, struct fx_batch_result *res, const struct fx_err *why)
+{
+    char msg[1024];
+    fx_err_format(why, msg, sizeof(msg));
+    struct fx_stmt *st;
+    struct fx_err e2;
+    fx_err_clear(&e2);
+    if (fx_store_prepare(ig->db, "UPDATE batches SET state='failed', error=? WHERE id=?", &st,
+                         &e2) == 0) {
+        fx_stmt_bind_text(st, 1, msg, strlen(msg));
+        fx_stmt_bind_text(st, 2, res->batch_id, 36);
+        fx_stmt_step(st);
+        fx_stmt_reset(st);
+    }
+    fx_log(FX_LOG_ERROR, "ingest", res->correlation_id,
+           "batch %s failed after %llu rows were queued: %s", res->batch_id,
+           (unsigned long long)res->accepted, msg);
+}
+
 int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
                    fx_progress_cb progress, void *ud, struct fx_batch_result *res,
                    struct fx_err *err)
@@ -413,7 +468,7 @@ int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
     struct fx_reader *rd = NULL;
     struct fx_row row;
     struct fx_issues iss = {0};
-    int row_ready = 0, in_tx = 0;
+    int row_ready = 0, in_tx = 0, committed = 0;
     int rc;
 
     j.p = fx_runtime_pipeline(ig->rt, pipeline);
@@ -429,6 +484,8 @@ int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
     ro.max_line_bytes = (size_t)fx_config_int(ig->rt->cfg, "ingest.max_line_bytes");
     ro.max_field_bytes = (size_t)fx_config_int(ig->rt->cfg, "ingest.max_field_bytes");
     ro.max_fields = (size_t)fx_config_int(ig->rt->cfg, "ingest.max_fields");
+    if ((rc = prescan(path, &ro, err)) != 0)
+        goto refused;
     rc = fx_reader_open(path, &ro, &rd, err);
     if (rc)
         goto refused;
@@ -485,6 +542,8 @@ int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
         goto out;
 
     int64_t last_report = fx_mono_ms();
+    uint64_t commit_rows = (uint64_t)fx_config_int(ig->rt->cfg, "ingest.commit_rows");
+    uint64_t next_commit = commit_rows;
     for (;;) {
         rc = fx_reader_next(rd, &rec, err);
         if (rc < 0)
@@ -493,6 +552,18 @@ int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
             break;
         if ((rc = handle_row(&j, &rec, &row, &iss, err)))
             goto out;
+        if (res->received >= next_commit && j.chunk_rows == 0) {
+            /* at a chunk boundary: let this part flow while the rest is read */
+            if ((rc = save_counts(&j, "receiving", err)) || (rc = fx_store_commit(ig->db)) ||
+                (rc = fx_store_begin(ig->db))) {
+                in_tx = rc == 0;
+                fx_err_set(err, rc, "cannot commit part of the batch: %s",
+                           fx_store_errmsg(ig->db));
+                goto out;
+            }
+            committed = 1;
+            next_commit = res->received + commit_rows;
+        }
         if (progress && (res->received & 1023) == 0) {
             int64_t t = fx_mono_ms();
             if (t - last_report >= 200) {
@@ -507,7 +578,7 @@ int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
         rc = fx_err_set(err, FX_EEMPTY, "header only: the file has no data rows");
         goto refused;
     }
-    if ((rc = chunk_flush(&j, err)) || (rc = finish_batch(&j, err)))
+    if ((rc = chunk_flush(&j, err)) || (rc = save_counts(&j, "queued", err)))
         goto out;
     if ((rc = fx_store_commit(ig->db)) != 0) {
         fx_err_set(err, rc, "cannot commit batch: %s", fx_store_errmsg(ig->db));
@@ -535,13 +606,20 @@ refused:
         fx_store_rollback(ig->db);
         in_tx = 0;
     }
-    memset(&res->received, 0, sizeof(*res) - offsetof(struct fx_batch_result, received));
-    record_refusal(ig, res, pipeline, path, err);
     if (rc >= 0)
         rc = FX_EPARSE;
+    if (committed) { /* the file changed under us after the structure pass */
+        mark_failed(ig, res, err);
+        res->refused = 1;
+        goto out;
+    }
+    memset(&res->received, 0, sizeof(*res) - offsetof(struct fx_batch_result, received));
+    record_refusal(ig, res, pipeline, path, err);
 out:
     if (in_tx)
         fx_store_rollback(ig->db);
+    if (rc < 0 && committed && !res->refused)
+        mark_failed(ig, res, err);
     if (row_ready)
         fx_row_cleanup(&row);
     fx_issues_cleanup(&iss);
