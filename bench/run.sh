@@ -17,8 +17,8 @@ export FLUXO_LOG_LEVEL=warn
 size=$(du -m "$csv" | cut -f1)
 
 measure() { # NAME COMMAND... -> sets SECS, RSS_MB
-  local tf; tf=$(mktemp)
-  /usr/bin/time -f "%e %M" -o "$tf" "$@" >"$out/$1.out" 2>"$out/$1.err" || { cat "$out/$1.err" >&2; exit 1; }
+  local tf name=$1; shift; tf=$(mktemp)
+  /usr/bin/time -f "%e %M" -o "$tf" "$@" >"$out/$name.out" 2>"$out/$name.err" || { cat "$out/$name.err" >&2; exit 1; }
   read -r SECS RSS_KB <"$tf"; rm -f "$tf"
   RSS_MB=$(( RSS_KB / 1024 ))
 }

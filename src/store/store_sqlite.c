@@ -519,8 +519,8 @@ static int setup(struct sq_store *s, int memory)
                  "PRAGMA synchronous=NORMAL;"
                  "PRAGMA foreign_keys=ON;"
                  "PRAGMA temp_store=MEMORY;"
-                 "PRAGMA cache_size=-8192;"   /* 8 MiB */
-                 "PRAGMA mmap_size=268435456;" /* 64 MiB */
+                 "PRAGMA cache_size=-16384;" /* 16 MiB per connection */
+                 "PRAGMA mmap_size=0;" /* mapped pages would count in every process RSS */
                  "PRAGMA journal_size_limit=67108864;" /* truncate a big WAL after checkpoint */
                  "PRAGMA wal_autocheckpoint=16384;", /* 64 MiB: bulk commits write MBs */
                  NULL);
