@@ -2,7 +2,8 @@
 /*
  * SQLite backend of the store: URL "sqlite:DIR" opens DIR/<name>.db (DIR is
  * created), "sqlite::memory:" a private in-memory database; an optional
- * "?busy_timeout=MS" overrides the 10 s default lock wait.
+ * "?busy_timeout=MS" overrides the 10 s default lock wait; "&cache_mb=N" the
+ * 16 MiB page cache of each connection.
  *
  * Design notes:
  * - One connection per struct, used by one thread at a time, so the handle
@@ -40,6 +41,7 @@
 #include <unistd.h>
 
 #define DEFAULT_BUSY_MS 10000
+#define DEFAULT_CACHE_MB 16 /* page cache per connection */
 #define MAX_BUSY_MS 3600000
 #define CACHE_WARN_STMTS 4096 /* more distinct SQL texts than this smells of SQL built per call */
 
@@ -59,6 +61,7 @@ struct sq_store {
     struct fx_store base; /* first: the front casts */
     sqlite3 *db;
     int busy_ms;
+    int cache_mb;
     sqlite3_stmt *begin_st, *commit_st, *rollback_st;
     struct sq_stmt **buckets; /* power-of-two count */
     size_t nbuckets, nstmts;
@@ -407,12 +410,34 @@ static const struct fx_store_vtbl sq_vtbl = {
 
 /* ---- open ---------------------------------------------------------------- */
 
-/* "DIR[?busy_timeout=MS]" -> dir (caller frees) and busy_ms. */
-static int parse_location(const char *location, char **dir, int *busy_ms, struct fx_err *err)
+/* URL option "key=N" with 0 <= N <= max: 1 and *out set, 0 when key does not
+ * match, < 0 for a bad value. */
+static int int_option(const char *q, size_t plen, const char *key, long max, long *out)
+{
+    size_t klen = strlen(key);
+    if (plen <= klen || strncmp(q, key, klen) != 0 || q[klen] != '=')
+        return 0;
+    char num[16], *end;
+    size_t vlen = plen - klen - 1;
+    if (vlen == 0 || vlen >= sizeof(num))
+        return -1;
+    memcpy(num, q + klen + 1, vlen);
+    num[vlen] = '\0';
+    long v = strtol(num, &end, 10);
+    if (*end || v < 0 || v > max)
+        return -1;
+    *out = v;
+    return 1;
+}
+
+/* "DIR[?busy_timeout=MS][&cache_mb=N]" -> dir (caller frees), busy_ms, cache_mb. */
+static int parse_location(const char *location, char **dir, int *busy_ms, int *cache_mb,
+                          struct fx_err *err)
 {
     const char *q = strchr(location, '?');
     size_t n = q ? (size_t)(q - location) : strlen(location);
     *busy_ms = DEFAULT_BUSY_MS;
+    *cache_mb = DEFAULT_CACHE_MB;
     if (n == 0)
         return fx_err_set(err, FX_EINVAL,
                           "store: sqlite URL needs a directory (sqlite:DIR or sqlite::memory:)");
@@ -420,27 +445,22 @@ static int parse_location(const char *location, char **dir, int *busy_ms, struct
         q++;
         const char *amp = strchr(q, '&');
         size_t plen = amp ? (size_t)(amp - q) : strlen(q);
-        const char key[] = "busy_timeout=";
-        if (plen > sizeof(key) - 1 && strncmp(q, key, sizeof(key) - 1) == 0) {
-            char num[16];
-            size_t vlen = plen - (sizeof(key) - 1);
-            char *end;
-            long v = -1;
-            if (vlen < sizeof(num)) {
-                memcpy(num, q + sizeof(key) - 1, vlen);
-                num[vlen] = '\0';
-                v = strtol(num, &end, 10);
-                if (*end)
-                    v = -1;
-            }
-            if (v < 0 || v > MAX_BUSY_MS)
+        long v = 0;
+        int r;
+        if ((r = int_option(q, plen, "busy_timeout", MAX_BUSY_MS, &v)) != 0) {
+            if (r < 0)
                 return fx_err_set(err, FX_EINVAL,
                                   "store: sqlite busy_timeout must be 0..%d milliseconds",
                                   MAX_BUSY_MS);
             *busy_ms = (int)v;
+        } else if ((r = int_option(q, plen, "cache_mb", 65536, &v)) != 0) {
+            if (r < 0 || v < 1)
+                return fx_err_set(err, FX_EINVAL, "store: sqlite cache_mb must be 1..65536");
+            *cache_mb = (int)v;
         } else {
             return fx_err_set(err, FX_EINVAL,
-                              "store: unknown sqlite URL option '%.*s' (known: busy_timeout)",
+                              "store: unknown sqlite URL option '%.*s' (known: busy_timeout, "
+                              "cache_mb)",
                               (int)(plen > 64 ? 64 : plen), q);
         }
         q = amp;
@@ -519,12 +539,15 @@ static int setup(struct sq_store *s, int memory)
                  "PRAGMA synchronous=NORMAL;"
                  "PRAGMA foreign_keys=ON;"
                  "PRAGMA temp_store=MEMORY;"
-                 "PRAGMA cache_size=-16384;" /* 16 MiB per connection */
                  "PRAGMA mmap_size=0;" /* mapped pages would count in every process RSS */
                  "PRAGMA journal_size_limit=67108864;" /* truncate a big WAL after checkpoint */
                  "PRAGMA wal_autocheckpoint=16384;", /* 64 MiB: bulk commits write MBs */
                  NULL);
     if (rc < 0)
+        return rc;
+    char cache[64];
+    snprintf(cache, sizeof(cache), "PRAGMA cache_size=-%d", s->cache_mb * 1024);
+    if ((rc = sq_exec(&s->base, cache, NULL)) < 0)
         return rc;
     if ((rc = prep_ctl(s, "BEGIN IMMEDIATE", &s->begin_st)) < 0 ||
         (rc = prep_ctl(s, "COMMIT", &s->commit_st)) < 0 ||
@@ -539,8 +562,8 @@ static int sq_open(const char *url, const char *location, const char *name, stru
     (void)url;
     char *dir = NULL, *path = NULL;
     struct sq_store *s = NULL;
-    int busy_ms;
-    int rc = parse_location(location, &dir, &busy_ms, err);
+    int busy_ms, cache_mb;
+    int rc = parse_location(location, &dir, &busy_ms, &cache_mb, err);
     if (rc < 0)
         return rc;
     int memory = strcmp(dir, ":memory:") == 0;
@@ -556,6 +579,7 @@ static int sq_open(const char *url, const char *location, const char *name, stru
     s = fx_calloc(1, sizeof(*s));
     s->base.vt = &sq_vtbl;
     s->busy_ms = busy_ms;
+    s->cache_mb = cache_mb;
     s->nbuckets = 64;
     s->buckets = fx_calloc(s->nbuckets, sizeof(*s->buckets));
     int src = sqlite3_open_v2(path, &s->db,
