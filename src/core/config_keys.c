@@ -58,7 +58,7 @@ const struct fx_config_key fx_config_keys[] = {
 
     {.name = "distribution.workers", .type = FX_CFG_INT, .def = "1", .min = 1, .max = 64,
      .help = "number of distribution workers"},
-    {.name = "distribution.batch", .type = FX_CFG_INT, .def = "16", .min = 1, .max = 1000,
+    {.name = "distribution.batch", .type = FX_CFG_INT, .def = "64", .min = 1, .max = 1000,
      .help = "most waiting chunks applied in one transaction (fewer page writes per row)"},
 
     {.name = "delivery.max_attempts", .type = FX_CFG_INT, .def = "5", .min = 1, .max = 1000,
