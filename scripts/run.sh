@@ -23,7 +23,7 @@ serve=$!
 trap 'kill -TERM $serve 2>/dev/null; wait $serve 2>/dev/null' EXIT INT TERM
 
 echo "== importing $data/samples/vendas_2025.csv with 'fluxo import'"
-"$bin" import "$data/samples/vendas_2025.csv" 2>/dev/null || true
+"$bin" import --log-level warn "$data/samples/vendas_2025.csv" || true
 
 echo "== dropping vendas_sem_data.csv into the watched folder $inbox"
 cp "$data/samples/vendas_sem_data.csv" "$inbox/.vendas_sem_data.csv.tmp"
@@ -51,7 +51,7 @@ Fluxo is running (pid $serve) on $data:
    $data/ingest.db        batches, staged chunks, outbox, rejected rows and warnings
    $data/distribution.db  normalized tables: clientes, enderecos, produtos, compras
    $data/bus.db           embedded durable queue (processed_data, distribution.applied)
-   $inbox                 drop CSV files here; see processed/ and failed/ for reports
+   $inbox           drop CSV files here; see processed/ and failed/ for reports
 Try:  build/fluxo status <batch id>    build/fluxo import FILE    build/fluxo --help
 MSG
 if [ "${FLUXO_RUN_EXIT:-0}" = 1 ]; then exit 0; fi
