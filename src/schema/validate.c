@@ -840,7 +840,11 @@ int fx_pipeline_validate(const struct fx_binding *b, const struct fx_record *rec
     }
     if (rec->bad) {
         const struct fx_err *e = &rec->err;
-        add_issue(issues, FX_ISSUE_ERROR, e->column, e->field, e->value, strlen(e->value), "read",
+        const char *field = e->field;
+        for (size_t i = 0; !field[0] && e->column > 0 && i < p->nfields; i++)
+            if (b->col[i] == e->column - 1) /* name the field the bad column feeds */
+                field = p->fields[i].name;
+        add_issue(issues, FX_ISSUE_ERROR, e->column, field, e->value, strlen(e->value), "read",
                   "%s", e->reason[0] ? e->reason : fx_strerror(e->code));
         return FX_ESCHEMA;
     }

@@ -66,6 +66,7 @@ has_issue 9 data_hora
 has_issue 10 data_hora
 has_issue 13 utf-8
 has_issue 14 "bytes"
+has_issue 14 "produto"   # the over-long cell is named by its field
 # good rows landed with exact values
 expect_eq "Ana's purchase" "2|350|700|PIX|Pix" \
   "$(sql distribution "SELECT quantidade||'|'||valor_unitario_centavos||'|'||valor_total_centavos||'|'||forma_pagamento||'|'||forma_pagamento_original FROM compras c JOIN clientes k ON k.id=c.cliente_id WHERE k.nome='Ana Souza'")"
