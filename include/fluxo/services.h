@@ -118,8 +118,9 @@ int fx_distribution_open(struct fx_runtime *rt, struct fx_distribution **out, st
 void fx_distribution_close(struct fx_distribution *d);
 /* Receive the chunks waiting (at most distribution.batch; waits up to
  * timeout_ms for the first) and apply them in one transaction. Returns how
- * many were applied (or found already applied), 0 when none came, < 0 when
- * a single chunk failed (it is nacked; err says why). */
+ * many were newly applied (redelivered ones already applied are acked and
+ * not counted), 0 when none, < 0 when a single chunk failed (it is nacked;
+ * err says why). */
 int fx_distribution_once(struct fx_distribution *d, int timeout_ms, struct fx_err *err);
 
 /* Declare the bus groups every service relies on (idempotent). */

@@ -773,9 +773,11 @@ int fx_distribution_once(struct fx_distribution *d, int timeout_ms, struct fx_er
     }
     int64_t t0 = fx_mono_ms();
     size_t failed = 0, rows = 0;
-    int result = (int)n;
+    int result = 0;
     if (apply_items(d, items, n, &failed) == 0) {
         announce_and_ack(d, items, n);
+        for (size_t i = 0; i < n; i++)
+            result += !items[i].skipped;
     } else if (n == 1) {
         reject_item(d, &items[0]);
         fx_err_set(err, FX_ESTORE, "%s", items[0].why);
@@ -789,7 +791,7 @@ int fx_distribution_once(struct fx_distribution *d, int timeout_ms, struct fx_er
             size_t f;
             if (apply_items(d, &items[i], 1, &f) == 0) {
                 announce_and_ack(d, &items[i], 1);
-                result++;
+                result += !items[i].skipped;
             } else {
                 reject_item(d, &items[i]);
             }

@@ -5,6 +5,7 @@
 # duplicates), then two distribution processes share the work.
 source "$(dirname "$0")/lib.sh"
 export FLUXO_DELIVERY_LEASE_MS=2s   # a killed worker's chunk comes back quickly
+export FLUXO_DISTRIBUTION_BATCH=2   # small transactions: the kill lands mid-stream
 
 ROWS=${CRASH_ROWS:-60000}
 fluxo generate --rows "$ROWS" --seed 31 --out "$T/big.csv" 2>/dev/null
