@@ -159,7 +159,11 @@ static char *select_sql(const struct fx_plan_table *t, size_t k)
 {
     struct fx_buf b;
     fx_buf_init(&b, 0);
-    fx_buf_printf(&b, "SELECT id FROM %s WHERE ", t->name);
+    fx_buf_puts(&b, "SELECT id");
+    for (size_t c = 0; c < t->ncols; c++) /* current values of updated columns */
+        if (t->cols[c].update)
+            fx_buf_printf(&b, ", %s", t->cols[c].name);
+    fx_buf_printf(&b, " FROM %s WHERE ", t->name);
     for (size_t i = 0; i < t->keys[k].ncols; i++)
         fx_buf_printf(&b, "%s%s = ?", i ? " AND " : "", t->cols[t->keys[k].cols[i]].name);
     fx_buf_puts(&b, " AND ");
@@ -438,8 +442,25 @@ static int prepare_once(struct fx_distribution *d, const char *sql, struct fx_st
 }
 
 /* SELECT the id of the row with key k; 0 when absent. */
+/* 1 when the stored value in column col of the current row differs from v
+ * (a null v never overwrites: updates use coalesce). */
+static int differs(struct fx_stmt *st, int col, const struct fx_cv *v)
+{
+    if (v->type == FX_CV_NULL)
+        return 0;
+    if (fx_stmt_is_null(st, col))
+        return 1;
+    if (v->type == FX_CV_INT)
+        return fx_stmt_int(st, col) != v->i;
+    size_t len = 0;
+    const char *cur = fx_stmt_text(st, col, &len);
+    return !cur || len != v->len || memcmp(cur, v->s, len) != 0;
+}
+
+/* SELECT the id of the row with key k (0 when absent); *stale tells whether
+ * any updated column would change. */
 static int find_id(struct fx_distribution *d, struct table_rt *tr, size_t k,
-                   const struct fx_cv *colv, int64_t *id, char *why, size_t whycap)
+                   const struct fx_cv *colv, int64_t *id, int *stale, char *why, size_t whycap)
 {
     const struct fx_plan_table *pt = tr->t;
     int rc = prepare_once(d, tr->select_sql[k], &tr->select_st[k], why, whycap);
@@ -449,7 +470,15 @@ static int find_id(struct fx_distribution *d, struct table_rt *tr, size_t k,
     for (size_t i = 0; i < pt->keys[k].ncols; i++)
         bind_cv(st, (int)i + 1, &colv[pt->keys[k].cols[i]]);
     rc = fx_stmt_step(st);
-    *id = rc == FX_STORE_ROW ? fx_stmt_int(st, 0) : 0;
+    *id = 0;
+    *stale = 0;
+    if (rc == FX_STORE_ROW) {
+        *id = fx_stmt_int(st, 0);
+        int col = 1;
+        for (size_t c = 0; c < pt->ncols; c++)
+            if (pt->cols[c].update)
+                *stale |= differs(st, col++, &colv[c]);
+    }
     fx_stmt_reset(st);
     if (rc < 0) {
         snprintf(why, whycap, "table %s: %s", pt->name, fx_store_errmsg(d->db));
@@ -485,17 +514,17 @@ static int apply_table(struct fx_distribution *d, struct table_rt *tr, const str
     if (kh == 0)
         kh = 1;
     struct cache_slot *slot = &tr->cache[kh & (CACHE_SLOTS - 1)];
-    int rc;
+    int rc, stale = 1;
     *id = 0;
     if (slot->h == kh) {
         *id = slot->id;
         if (slot->uh == uh || !tr->update_sql)
             return 0;
-    } else if (!tr->insert_only && (rc = find_id(d, tr, k, colv, id, why, whycap))) {
+    } else if (!tr->insert_only && (rc = find_id(d, tr, k, colv, id, &stale, why, whycap))) {
         return rc;
     }
     if (*id > 0) {
-        if (tr->update_sql) {
+        if (tr->update_sql && stale) {
             if ((rc = prepare_once(d, tr->update_sql, &tr->update_st, why, whycap)))
                 return rc;
             int p = 1;
@@ -523,7 +552,7 @@ static int apply_table(struct fx_distribution *d, struct table_rt *tr, const str
             snprintf(why, whycap, "table %s: %s", pt->name, fx_store_errmsg(d->db));
             return rc;
         }
-        if (tr->referenced && (rc = find_id(d, tr, k, colv, id, why, whycap)))
+        if (tr->referenced && (rc = find_id(d, tr, k, colv, id, &stale, why, whycap)))
             return rc;
         if (tr->referenced && *id <= 0) {
             snprintf(why, whycap, "table %s: inserted row not found by its key", pt->name);

@@ -78,4 +78,17 @@ expect_eq "CPF stored as digits" "52998224725" "$(sql distribution "SELECT cpf_c
 json_get "$T/status.json" "any(i['severity']=='warning' and i['row']==12 for i in d['issues'])" | grep -q True \
   || fail "row 12 (bad CPF check digits, ambiguous label) should carry warnings"
 echo "ok - warnings for row 12"
+
+# later file: the product's current price and the customer's phone follow the
+# newest data; earlier purchases keep the price they were sold at
+{
+  echo "$H"
+  echo 'Ana Souza,ana@example.com,(21) 99999-0000,"Rua A, 1",529.982.247-25,Caneta Azul,1,"4,00",Pix,05/02/2024 09:00'
+} >"$T/later.csv"
+import_batch "$T/later.csv" >/dev/null
+expect_eq "current price updated" 400 "$(sql distribution "SELECT preco_atual_centavos FROM produtos WHERE nome='Caneta Azul'")"
+expect_eq "old purchase keeps its price" 350 \
+  "$(sql distribution "SELECT c.valor_unitario_centavos FROM compras c JOIN clientes k ON k.id=c.cliente_id WHERE k.nome='Ana Souza' AND c.quantidade=2")"
+expect_eq "one customer, phone updated" "1|21999990000" \
+  "$(sql distribution "SELECT count(*)||'|'||max(telefone) FROM clientes WHERE cpf_cnpj='52998224725'")"
 echo "all bad-input checks passed"
