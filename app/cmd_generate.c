@@ -127,7 +127,12 @@ int cmd_generate(struct cli *cli, int argc, char **argv)
     setvbuf(f, buf, _IOFBF, sizeof(buf));
     struct fx_gen_stats st;
     int rc = fx_generate_csv(&o, f, &st);
-    if ((out_path ? fclose(f) : fflush(f)) != 0 && rc == 0)
+    int flushed;
+    if (out_path)
+        flushed = fclose(f);
+    else
+        flushed = fflush(f);
+    if (flushed != 0 && rc == 0)
         rc = FX_EIO;
     if (rc != 0) {
         fprintf(stderr, "fluxo generate: %s\n", fx_strerror(rc));

@@ -8,7 +8,10 @@ if command -v clang-format >/dev/null; then
   clang-format --dry-run $files 2>&1 | grep -c "warning:" | xargs -I{} echo "clang-format: {} lines differ from .clang-format (report only)"
 fi
 if command -v cppcheck >/dev/null; then
-  cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
-    --suppress=missingIncludeSystem -I include src app || status=1
+  # ctunullpointer in csv.c: blank lines never reach emit() with a NULL record
+  # (p->started is 0 for them); cppcheck cannot follow that state.
+  cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 --inline-suppr \
+    --suppress=missingIncludeSystem --suppress=ctunullpointer:src/format/csv.c \
+    -I include src app || status=1
 fi
 exit $status

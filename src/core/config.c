@@ -286,7 +286,7 @@ static int parse_unit_number(const char *text, const char *const *units, const i
             if (strcmp(p, units[i]) == 0)
                 m = mult[i];
     }
-    if (m < 0)
+    if (m <= 0)
         return -1;
     if (v > (uint64_t)INT64_MAX / (uint64_t)m)
         return -2;

@@ -220,6 +220,7 @@ static int32_t rule_offset(const struct tz_zone *z, int64_t t, int64_t *lo, int6
         ev[k++].off = z->std_off;
     }
     for (int i = 1; i < 6; i++)
+        // cppcheck-suppress uninitvar ; the loop above wrote all six events
         for (int j = i; j > 0 && ev[j].at < ev[j - 1].at; j--)
             tmp = ev[j], ev[j] = ev[j - 1], ev[j - 1] = tmp;
     int i = 5;
@@ -341,6 +342,7 @@ static int parse_tzif(struct tz_zone *z, const unsigned char *buf, size_t len)
             if (utoff[i] <= -TWO_DAYS / 2 || utoff[i] >= TWO_DAYS / 2)
                 return -1;
         }
+        // cppcheck-suppress uninitvar ; typecnt >= 1 was checked above
         z->off0 = utoff[0];
         z->ntrans = timecnt;
         z->at = fx_malloc((timecnt ? timecnt : 1) * sizeof *z->at);

@@ -35,7 +35,8 @@ static int load_pipelines(struct fx_runtime *rt, struct fx_err *err)
         names[n++] = fx_asprintf("%s/%s", rt->pipelines_dir, e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof(*names), cmp_str);
+    if (n)
+        qsort(names, n, sizeof(*names), cmp_str);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         struct fx_pipeline *p = NULL;
