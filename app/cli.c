@@ -52,7 +52,8 @@ int cli_load_config(struct cli *cli)
         }
     }
     if (fx_log_set_level_name(fx_config_str(cli->cfg, "log_level")) != 0) {
-        fprintf(stderr, "fluxo: configuration: log_level must be debug, info, warn, error or off\n");
+        fprintf(stderr,
+                "fluxo: configuration: log_level must be debug, info, warn, error or off\n");
         return 1;
     }
     const char *fmt = fx_config_str(cli->cfg, "log_format");

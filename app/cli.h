@@ -10,10 +10,10 @@
 
 #define CLI_GLOBAL_HELP                                                                            \
     "global options (anywhere on the line):\n"                                                     \
-    "  --config FILE      YAML configuration (default: $FLUXO_CONFIG or ./fluxo.yaml)\n"          \
+    "  --config FILE      YAML configuration (default: $FLUXO_CONFIG or ./fluxo.yaml)\n"           \
     "  --env-file FILE    .env file (default: ./.env when present)\n"                              \
     "  --data-dir DIR     data directory (key data_dir, env FLUXO_DATA_DIR, default ./data)\n"     \
-    "  --set KEY=VALUE    set any configuration key (see 'fluxo config --help')\n"               \
+    "  --set KEY=VALUE    set any configuration key (see 'fluxo config --help')\n"                 \
     "  --log-level LEVEL  debug | info | warn | error | off\n"                                     \
     "precedence: flags > FLUXO_* environment > .env > YAML file > defaults\n"
 

@@ -12,16 +12,15 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: fluxo generate --rows N [--seed S] [--format csv] [--bad-ratio R]\n"
-            "                      [--dup-ratio R] [--warn-ratio R] [--no-data-hora]\n"
-            "                      [--delimiter ,|;] [--windows-1252] [--out FILE]\n\n"
-            "Writes realistic sales rows (columns nome, email, telefone, endereco_completo,\n"
-            "cpf_cnpj, produto, quantidade, valor_unitario, forma_pagamento, data_hora).\n"
-            "The same seed gives the same bytes. --bad-ratio makes that fraction of rows\n"
-            "invalid (one defect each), --dup-ratio repeats earlier rows exactly,\n"
-            "--warn-ratio gives documents with wrong check digits (accepted with a warning).\n"
-            "Counts are printed on stderr. Default output: stdout.\n");
+    fprintf(out, "usage: fluxo generate --rows N [--seed S] [--format csv] [--bad-ratio R]\n"
+                 "                      [--dup-ratio R] [--warn-ratio R] [--no-data-hora]\n"
+                 "                      [--delimiter ,|;] [--windows-1252] [--out FILE]\n\n"
+                 "Writes realistic sales rows (columns nome, email, telefone, endereco_completo,\n"
+                 "cpf_cnpj, produto, quantidade, valor_unitario, forma_pagamento, data_hora).\n"
+                 "The same seed gives the same bytes. --bad-ratio makes that fraction of rows\n"
+                 "invalid (one defect each), --dup-ratio repeats earlier rows exactly,\n"
+                 "--warn-ratio gives documents with wrong check digits (accepted with a warning).\n"
+                 "Counts are printed on stderr. Default output: stdout.\n");
 }
 
 static int parse_u64(const char *flag, const char *s, uint64_t *out)

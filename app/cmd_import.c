@@ -47,8 +47,8 @@ static void on_progress(void *ud, uint64_t rows, long long bytes, long long tota
     if (p->tty) {
         int bar = pct / 5;
         fprintf(stderr, "\r  %-24.24s [%-20.*s] %3d%%  %llu rows  %s/%s  %.0f rows/s  %-10s",
-                p->name, bar, "####################", pct, (unsigned long long)rows, b1, b2,
-                rate, eta);
+                p->name, bar, "####################", pct, (unsigned long long)rows, b1, b2, rate,
+                eta);
     } else {
         fprintf(stderr, "%s: %llu rows read (%d%%), %.0f rows/s\n", p->name,
                 (unsigned long long)rows, pct, rate);
@@ -142,15 +142,15 @@ int cmd_import(struct cli *cli, int argc, char **argv)
         }
     }
     int refused = 0;
-    char (*batches)[37] = fx_calloc((size_t)nfiles, 37);
+    char(*batches)[37] = fx_calloc((size_t)nfiles, 37);
     uint64_t *accepted = fx_calloc((size_t)nfiles, sizeof(uint64_t));
     int nbatches = 0;
     for (int i = 0; i < nfiles; i++) {
         struct progress pr = {files[i], isatty(2), fx_mono_ms()};
         struct fx_batch_result res;
         fx_err_clear(&err);
-        int rc = fx_ingest_file(ig, files[i], pipeline, quiet ? NULL : on_progress, &pr, &res,
-                                &err);
+        int rc =
+            fx_ingest_file(ig, files[i], pipeline, quiet ? NULL : on_progress, &pr, &res, &err);
         if (pr.tty && !quiet)
             fprintf(stderr, "\r%-110s\r", "");
         if (rc != 0) {

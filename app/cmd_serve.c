@@ -34,7 +34,8 @@ static int run_until_signal(struct cli *cli, unsigned mask, const char *what)
     }
     fx_log_info("fluxo", "%s running on %s (store %s, bus %s%s%s); Ctrl-C or SIGTERM stops", what,
                 cli->rt.data_dir, cli->rt.db_url, cli->rt.bus_url,
-                (mask & FX_SVC_WATCH) ? ", inbox " : "", (mask & FX_SVC_WATCH) ? cli->rt.inbox : "");
+                (mask & FX_SVC_WATCH) ? ", inbox " : "",
+                (mask & FX_SVC_WATCH) ? cli->rt.inbox : "");
     while (!cli->rt.stop)
         fx_sleep_ms(100);
     fx_log_info("fluxo", "stopping: finishing in-flight work");
@@ -63,10 +64,11 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 {
     if (wants_help(argc, argv) || argc != 2) {
         FILE *out = argc == 2 ? stdout : stderr;
-        fprintf(out, "usage: fluxo run SERVICE\n\nservices:\n"
-                     "  ingest        watched folder, outbox relay, batch status updates\n"
-                     "  distribution  applies processed_data chunks to the normalized tables\n"
-                     "Several processes may share one data dir; they talk only through the bus.\n\n%s",
+        fprintf(out,
+                "usage: fluxo run SERVICE\n\nservices:\n"
+                "  ingest        watched folder, outbox relay, batch status updates\n"
+                "  distribution  applies processed_data chunks to the normalized tables\n"
+                "Several processes may share one data dir; they talk only through the bus.\n\n%s",
                 CLI_GLOBAL_HELP);
         return argc == 2 ? 0 : 2;
     }

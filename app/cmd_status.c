@@ -45,8 +45,8 @@ static int print_issue(void *ud, long row, int column, const char *field, const 
         json_str(reason);
         putchar('}');
     } else {
-        printf("  row %-7ld col %-3d %-8s %-16s %s", row, column, severity, field && *field ? field : "-",
-               reason);
+        printf("  row %-7ld col %-3d %-8s %-16s %s", row, column, severity,
+               field && *field ? field : "-", reason);
         if (value && *value)
             printf(" (value \"%s\")", value);
         putchar('\n');

@@ -34,9 +34,8 @@ static const struct command commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: fluxo [global options] COMMAND [options] [args]\n\n"
-            "Event-driven data ingestion and distribution.\n\ncommands:\n");
+    fprintf(out, "usage: fluxo [global options] COMMAND [options] [args]\n\n"
+                 "Event-driven data ingestion and distribution.\n\ncommands:\n");
     for (const struct command *c = commands; c->name; c++)
         fprintf(out, "  %-10s %s\n", c->name, c->help);
     fprintf(out, "\n%s\nRun 'fluxo COMMAND --help' for a command's options.\n", CLI_GLOBAL_HELP);
@@ -50,8 +49,8 @@ int cli_parse_global(struct cli *cli, int *argc, char **argv)
         const char *a = argv[i];
         const char *val = NULL;
 #define TAKE(flag)                                                                                 \
-    (strcmp(a, flag) == 0 ? (i + 1 < *argc ? (val = argv[++i], 1) : cli_missing(flag))            \
-     : strncmp(a, flag "=", sizeof(flag)) == 0 ? (val = a + sizeof(flag), 1)                     \
+    (strcmp(a, flag) == 0 ? (i + 1 < *argc ? (val = argv[++i], 1) : cli_missing(flag))             \
+     : strncmp(a, flag "=", sizeof(flag)) == 0 ? (val = a + sizeof(flag), 1)                       \
                                                : 0)
         if (strcmp(a, "--") == 0) {
             while (i < *argc)

@@ -35,8 +35,7 @@ static double run(const char *csv, sqlite3_stmt *ins, long *rows)
             continue;
         for (int c = 0; c < 10; c++) {
             if ((size_t)c < rec.ncells)
-                sqlite3_bind_text(ins, c + 1, rec.cells[c].s, (int)rec.cells[c].len,
-                                  SQLITE_STATIC);
+                sqlite3_bind_text(ins, c + 1, rec.cells[c].s, (int)rec.cells[c].len, SQLITE_STATIC);
             else
                 sqlite3_bind_null(ins, c + 1);
         }
@@ -64,10 +63,11 @@ int main(int argc, char **argv)
     sqlite3 *db;
     if (sqlite3_open(argv[2], &db) != SQLITE_OK)
         return 1;
-    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                     "CREATE TABLE t(nome TEXT, email TEXT, telefone TEXT, endereco TEXT,"
-                     " cpf_cnpj TEXT, produto TEXT, quantidade TEXT, valor TEXT, pagamento TEXT,"
-                     " data_hora TEXT);",
+    sqlite3_exec(db,
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                 "CREATE TABLE t(nome TEXT, email TEXT, telefone TEXT, endereco TEXT,"
+                 " cpf_cnpj TEXT, produto TEXT, quantidade TEXT, valor TEXT, pagamento TEXT,"
+                 " data_hora TEXT);",
                  NULL, NULL, NULL);
     sqlite3_stmt *ins;
     sqlite3_prepare_v2(db, "INSERT INTO t VALUES(?,?,?,?,?,?,?,?,?,?)", -1, &ins, NULL);

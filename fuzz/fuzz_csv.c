@@ -135,9 +135,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct fx_reader_opts o;
     fx_reader_opts_init(&o);
-    o.max_field_bytes = 1 + (ctl & 7) * 3;        /* 1..22 */
-    o.max_fields = 1 + ((ctl >> 3) & 3) * 2;      /* 1..7 */
-    o.max_line_bytes = 4 + ((ctl >> 5) & 7) * 9;  /* 4..67 */
+    o.max_field_bytes = 1 + (ctl & 7) * 3;       /* 1..22 */
+    o.max_fields = 1 + ((ctl >> 3) & 3) * 2;     /* 1..7 */
+    o.max_line_bytes = 4 + ((ctl >> 5) & 7) * 9; /* 4..67 */
     if (ctl & 0x10)
         o.delimiter = ";,\t|"[ctl & 3];
 

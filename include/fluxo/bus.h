@@ -40,11 +40,11 @@ struct fx_bus;
 
 /* An outgoing message. Strings are borrowed for the call. */
 struct fx_msg {
-    const char *id;             /* CloudEvent id; required (stable ids make redelivery detectable) */
-    const char *type;           /* e.g. "fluxo.ingest.chunk" */
-    const char *source;         /* e.g. "/fluxo/ingest" */
-    const char *routing_key;    /* e.g. "processed_data", "notifications.order" */
-    const char *key;            /* ordering key, or NULL */
+    const char *id;          /* CloudEvent id; required (stable ids make redelivery detectable) */
+    const char *type;        /* e.g. "fluxo.ingest.chunk" */
+    const char *source;      /* e.g. "/fluxo/ingest" */
+    const char *routing_key; /* e.g. "processed_data", "notifications.order" */
+    const char *key;         /* ordering key, or NULL */
     const char *correlation_id; /* or NULL */
     const char *traceparent;    /* or NULL */
     const char *time;           /* RFC 3339; NULL = now */
@@ -55,11 +55,11 @@ struct fx_msg {
 /* A received message; owned by the caller, free with fx_delivery_free after ack/nack. */
 struct fx_delivery {
     char *id, *type, *source, *routing_key, *key, *correlation_id, *traceparent, *time;
-    char *data;       /* JSON text of data (NUL-terminated), or NULL */
+    char *data; /* JSON text of data (NUL-terminated), or NULL */
     size_t data_len;
-    int attempt;      /* 1 on first delivery */
+    int attempt; /* 1 on first delivery */
     char *group;
-    int64_t tag;      /* backend's delivery handle */
+    int64_t tag; /* backend's delivery handle */
 };
 
 struct fx_group_opts {
@@ -84,8 +84,8 @@ int fx_bus_publish(struct fx_bus *b, const struct fx_msg *msgs, size_t n, struct
 
 /* Wait up to timeout_ms (0 = poll) for one message of group:
  * 1 = *out set, 0 = nothing yet, < 0 = error. */
-int fx_bus_receive(struct fx_bus *b, const char *group, int timeout_ms,
-                   struct fx_delivery **out, struct fx_err *err);
+int fx_bus_receive(struct fx_bus *b, const char *group, int timeout_ms, struct fx_delivery **out,
+                   struct fx_err *err);
 
 /* Settle d on the handle that received it. FX_ENOTFOUND: the lease was lost (it expired and
  * the message went, or may go, to another consumer). */
@@ -109,6 +109,5 @@ int fx_topic_match(const char *pattern, const char *routing_key);
  * overwrites d's message fields (pass a zeroed d); on error they are left NULL. */
 int fx_cloudevent_encode(const struct fx_msg *m, struct fx_buf *out);
 int fx_cloudevent_decode(const char *body, size_t len, struct fx_delivery *d, struct fx_err *err);
-
 
 #endif

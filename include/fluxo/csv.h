@@ -40,7 +40,7 @@ int fx_csv_finish(struct fx_csv *p, struct fx_record *rec, struct fx_err *err);
 char fx_csv_delimiter(const struct fx_csv *p);
 
 /* Open a CSV file as a record reader (used by fx_reader_open). */
-int fx_csv_reader_open(const char *path, const struct fx_reader_opts *opts,
-                       struct fx_reader **out, struct fx_err *err);
+int fx_csv_reader_open(const char *path, const struct fx_reader_opts *opts, struct fx_reader **out,
+                       struct fx_err *err);
 
 #endif

@@ -53,13 +53,13 @@ const char *fx_errname(int code);
  * copied without ownership questions.
  */
 struct fx_err {
-    int code;          /* FX_E* */
-    long row;          /* 1-based row in the source, 0 = n/a */
-    int column;        /* 1-based column, 0 = n/a */
-    char source[256];  /* file name, request id... */
-    char field[64];    /* schema field or column header */
-    char value[128];   /* offending value, truncated */
-    char reason[512];  /* why, in plain words */
+    int code;         /* FX_E* */
+    long row;         /* 1-based row in the source, 0 = n/a */
+    int column;       /* 1-based column, 0 = n/a */
+    char source[256]; /* file name, request id... */
+    char field[64];   /* schema field or column header */
+    char value[128];  /* offending value, truncated */
+    char reason[512]; /* why, in plain words */
 };
 
 /* Reset an error record to "no error". NULL is allowed. */

@@ -49,7 +49,7 @@ struct fx_arena {
 
 void fx_arena_init(struct fx_arena *a, size_t block_size);
 void fx_arena_cleanup(struct fx_arena *a);
-void fx_arena_reset(struct fx_arena *a); /* keeps the first block */
+void fx_arena_reset(struct fx_arena *a);            /* keeps the first block */
 void *fx_arena_alloc(struct fx_arena *a, size_t n); /* 16-byte aligned, never NULL */
 char *fx_arena_strndup(struct fx_arena *a, const char *s, size_t n);
 

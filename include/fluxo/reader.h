@@ -41,7 +41,7 @@ struct fx_cell {
 };
 
 struct fx_record {
-    long row;              /* 1-based physical row (CSV: line where the record starts) */
+    long row; /* 1-based physical row (CSV: line where the record starts) */
     size_t ncells;
     struct fx_cell *cells; /* reader-owned */
     int bad;               /* row-level error: see err */

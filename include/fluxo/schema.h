@@ -53,18 +53,18 @@ const char *fx_type_name(enum fx_type t);
 int fx_type_is_integer(enum fx_type t);
 
 struct fx_value {
-    int present;     /* 0 = null / empty */
-    int64_t i;       /* see header comment */
-    const char *s;   /* NUL-terminated; valid until the next validate on this row */
+    int present;   /* 0 = null / empty */
+    int64_t i;     /* see header comment */
+    const char *s; /* NUL-terminated; valid until the next validate on this row */
     size_t len;
     const char *raw; /* trimmed input text ("" when absent) */
     size_t raw_len;
 };
 
 struct fx_row {
-    size_t n;          /* = number of fields of the pipeline */
+    size_t n; /* = number of fields of the pipeline */
     struct fx_value *v;
-    long src_row;      /* physical row in the source */
+    long src_row;          /* physical row in the source */
     struct fx_arena arena; /* scratch for this row's strings; reset per validate */
 };
 
@@ -72,11 +72,11 @@ enum fx_severity { FX_ISSUE_ERROR = 0, FX_ISSUE_WARN = 1 };
 
 struct fx_issue {
     enum fx_severity severity;
-    int column;        /* 1-based column in the source, 0 = row-level */
-    char field[64];    /* field name */
-    char value[128];   /* offending input, truncated */
-    char rule[32];     /* "required", "type", "min", "check_digits", "require_any", ... */
-    char reason[256];  /* user-facing English sentence */
+    int column;       /* 1-based column in the source, 0 = row-level */
+    char field[64];   /* field name */
+    char value[128];  /* offending input, truncated */
+    char rule[32];    /* "required", "type", "min", "check_digits", "require_any", ... */
+    char reason[256]; /* user-facing English sentence */
 };
 
 struct fx_issues {
@@ -93,8 +93,8 @@ int fx_issues_has_error(const struct fx_issues *iss);
 struct fx_pipeline;
 
 /* Compile a pipeline from YAML text; source names the file in errors (with line numbers). */
-int fx_pipeline_load_mem(const char *yaml, size_t len, const char *source,
-                         struct fx_pipeline **out, struct fx_err *err);
+int fx_pipeline_load_mem(const char *yaml, size_t len, const char *source, struct fx_pipeline **out,
+                         struct fx_err *err);
 int fx_pipeline_load_file(const char *path, struct fx_pipeline **out, struct fx_err *err);
 void fx_pipeline_free(struct fx_pipeline *p);
 
@@ -185,7 +185,7 @@ struct fx_plan_column {
     int a, b;             /* field / table indexes, per kind */
     const char *constant; /* FX_SRC_CONST: text; INT as decimal digits; BOOL as "1" / "0" */
     int not_null;
-    int update;           /* overwrite on conflict (e.g. current price); keys never update */
+    int update; /* overwrite on conflict (e.g. current price); keys never update */
 };
 
 struct fx_plan_key {
@@ -197,9 +197,9 @@ struct fx_plan_table {
     const char *name;
     size_t ncols;
     const struct fx_plan_column *cols;
-    size_t nkeys;              /* alternatives, tried in order: the first whose   */
+    size_t nkeys;                   /* alternatives, tried in order: the first whose   */
     const struct fx_plan_key *keys; /* columns are all non-null identifies the row */
-    int skip_unless_field;     /* -1, or field index: no row in this table when that field is null */
+    int skip_unless_field; /* -1, or field index: no row in this table when that field is null */
 };
 
 struct fx_plan {

@@ -39,7 +39,7 @@ struct fx_bus;
 struct fx_runtime {
     const struct fx_config *cfg;
     char *data_dir;
-    char *db_url;  /* store URL (per-service databases live under it) */
+    char *db_url; /* store URL (per-service databases live under it) */
     char *bus_url;
     char *inbox;
     char *pipelines_dir;
@@ -70,7 +70,7 @@ struct fx_batch_result {
     char correlation_id[37];
     uint64_t received, accepted, rejected, duplicate, warnings, possible_dup;
     uint64_t chunks;
-    int refused;         /* the file as a whole was refused (err says why) */
+    int refused; /* the file as a whole was refused (err says why) */
     char unknown_columns[512];
 };
 

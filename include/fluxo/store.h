@@ -46,8 +46,7 @@ int fx_store_commit(struct fx_store *s);
 int fx_store_rollback(struct fx_store *s); /* no-op outside a transaction */
 
 /* Prepare (or fetch from the cache) a statement; reset and unbound on return. */
-int fx_store_prepare(struct fx_store *s, const char *sql, struct fx_stmt **out,
-                     struct fx_err *err);
+int fx_store_prepare(struct fx_store *s, const char *sql, struct fx_stmt **out, struct fx_err *err);
 
 /* Bind 1-based parameters. Text is copied. */
 int fx_stmt_bind_int(struct fx_stmt *st, int idx, int64_t v);

@@ -42,7 +42,8 @@ int fx_parse_datetime(const char *s, size_t n, int64_t *epoch_s, const char **wh
  * before threads. Returns 0 or FX_EINVAL for an unknown zone. */
 int fx_tz_set(const char *iana_name);
 
-/* Bool: true/false, sim/não (nao), yes/no, s/n, y/n, 1/0, x/"" ... (case- and accent-insensitive). */
+/* Bool: true/false, sim/não (nao), yes/no, s/n, y/n, 1/0, x/"" ... (case- and accent-insensitive).
+ */
 int fx_parse_bool(const char *s, size_t n, int *out, const char **why);
 
 /* Email: checks shape (local@domain.tld, no spaces, one @), writes it

@@ -79,8 +79,8 @@ size_t fx_err_format(const struct fx_err *err, char *buf, size_t cap)
     if (err->field[0] && (size_t)n < cap)
         n += snprintf(buf + n, cap - (size_t)n, ": %s", err->field);
     if ((size_t)n < cap)
-        n += snprintf(buf + n, cap - (size_t)n, ": %s", err->reason[0] ? err->reason
-                                                                      : fx_strerror(err->code));
+        n += snprintf(buf + n, cap - (size_t)n, ": %s",
+                      err->reason[0] ? err->reason : fx_strerror(err->code));
     if (err->value[0] && (size_t)n < cap)
         n += snprintf(buf + n, cap - (size_t)n, " (value \"%s\")", err->value);
     return (size_t)n < cap ? (size_t)n : cap - 1;

@@ -234,27 +234,27 @@ struct fx_csv {
 
     /* record machine */
     enum state st;
-    int prev_cr;       /* the last byte processed was a CR */
-    int started;       /* the current record has begun */
-    int emitted;       /* the caller holds the last record: reset before going on */
-    long line;         /* physical line of the next byte */
-    long rec_row;      /* line where the current record started */
-    long quote_line;   /* where the last quoted field opened */
+    int prev_cr;     /* the last byte processed was a CR */
+    int started;     /* the current record has begun */
+    int emitted;     /* the caller holds the last record: reset before going on */
+    long line;       /* physical line of the next byte */
+    long rec_row;    /* line where the current record started */
+    long quote_line; /* where the last quoted field opened */
     int quote_col;
-    size_t rec_bytes;  /* raw bytes of the current record so far */
+    size_t rec_bytes; /* raw bytes of the current record so far */
 
     /* the record: cell text, NUL after each, reused for every record */
     char *rb;
     size_t rb_len, rb_cap;
-    size_t fstart;       /* offset in rb of the current field */
-    size_t nf;           /* fields completed in the current record */
-    size_t *fo;          /* start offset of each completed field */
+    size_t fstart; /* offset in rb of the current field */
+    size_t nf;     /* fields completed in the current record */
+    size_t *fo;    /* start offset of each completed field */
     struct fx_cell *cells;
     size_t cells_cap;
 
-    int bad;             /* current record is rejected; see berr */
+    int bad; /* current record is rejected; see berr */
     struct fx_err berr;
-    int fatal;           /* a fatal error ended parsing; see ferr */
+    int fatal; /* a fatal error ended parsing; see ferr */
     struct fx_err ferr;
 };
 
@@ -388,8 +388,8 @@ static inline void put(struct fx_csv *p, const char *s, size_t n, size_t avail)
     if (UNLIKELY(n > froom || n > lroom)) {
         if (froom <= lroom)
             set_bad(p, FX_ETOOBIG, p->nf,
-                    "field in column %d longer than %zu bytes (max_field_bytes)",
-                    column_of(p->nf), p->max_field);
+                    "field in column %d longer than %zu bytes (max_field_bytes)", column_of(p->nf),
+                    p->max_field);
         else
             line_bad(p);
         return;
@@ -443,8 +443,8 @@ static inline void next_field(struct fx_csv *p)
 {
     end_field(p);
     if (UNLIKELY(p->nf >= p->max_fields) && !p->bad)
-        set_bad(p, FX_ETOOBIG, p->nf, "more than %zu fields (column %d; max_fields)",
-                p->max_fields, column_of(p->nf));
+        set_bad(p, FX_ETOOBIG, p->nf, "more than %zu fields (column %d; max_fields)", p->max_fields,
+                column_of(p->nf));
 }
 
 /* Cells are separated by NULs in rb, so one pass over rb checks them all (a
@@ -522,8 +522,7 @@ static inline size_t scan(const unsigned char *u, size_t i, size_t n, unsigned c
  * filled, *used = bytes consumed including its line end), else 0 with *used
  * = n. rec may be NULL only when s cannot complete a record.
  */
-static int machine(struct fx_csv *p, const char *s, size_t n, size_t *used,
-                   struct fx_record *rec)
+static int machine(struct fx_csv *p, const char *s, size_t n, size_t *used, struct fx_record *rec)
 {
     const unsigned char *u = (const unsigned char *)s;
     const unsigned char *stop = p->stop, *qstop = p->qstop;
@@ -877,16 +876,16 @@ struct csv_file {
     char *path;
     struct fx_csv *p;
     long long size, done;
-    size_t block;            /* slice handed to transcoder and parser */
-    unsigned char *buf;      /* raw block read from the file */
+    size_t block;       /* slice handed to transcoder and parser */
+    unsigned char *buf; /* raw block read from the file */
     size_t len, pos;
     int eof;
-    int cp1252;              /* the file is Windows-1252: transcode with map */
+    int cp1252; /* the file is Windows-1252: transcode with map */
     struct {
         unsigned char len, b[3];
-    } map[128];              /* UTF-8 of bytes 0x80..0xFF, from iconv */
-    char *tbuf;              /* transcoded slice */
-    const char *cur;         /* slice being parsed: into buf or tbuf */
+    } map[128];      /* UTF-8 of bytes 0x80..0xFF, from iconv */
+    char *tbuf;      /* transcoded slice */
+    const char *cur; /* slice being parsed: into buf or tbuf */
     size_t cur_len, cur_pos;
 };
 
@@ -977,8 +976,7 @@ static int csv_next(void *self, struct fx_record *rec, struct fx_err *err)
     for (;;) {
         if (f->cur_pos < f->cur_len) {
             size_t k;
-            int rc = fx_csv_parse(f->p, f->cur + f->cur_pos, f->cur_len - f->cur_pos, &k, rec,
-                                  err);
+            int rc = fx_csv_parse(f->p, f->cur + f->cur_pos, f->cur_len - f->cur_pos, &k, rec, err);
             f->cur_pos += k;
             if (rc)
                 return rc;
@@ -1089,8 +1087,8 @@ static int sniff_utf8(const struct csv_file *f)
     return invalid == 0 || valid > invalid;
 }
 
-int fx_csv_reader_open(const char *path, const struct fx_reader_opts *opts,
-                       struct fx_reader **out, struct fx_err *err)
+int fx_csv_reader_open(const char *path, const struct fx_reader_opts *opts, struct fx_reader **out,
+                       struct fx_err *err)
 {
     struct fx_reader_opts defaults;
     int rc = 0;
@@ -1137,7 +1135,7 @@ int fx_csv_reader_open(const char *path, const struct fx_reader_opts *opts,
     }
     f->size = S_ISREG(st.st_mode) ? (long long)st.st_size : 0;
     f->block = fx__csv_block_size && fx__csv_block_size < FX__CSV_BLOCK_MAX ? fx__csv_block_size
-                                                                             : FX__CSV_BLOCK_MAX;
+                                                                            : FX__CSV_BLOCK_MAX;
     f->buf = fx_malloc(FX__CSV_BLOCK_MAX);
     if ((rc = fill(f, FX__CSV_BLOCK_MAX, err)))
         goto out;

@@ -29,7 +29,10 @@
             X(0x##h##E) X(0x##h##F)
 /* clang-format on */
 
-static inline int fx__is_digit(unsigned char c) { return (unsigned)(c - '0') < 10u; }
+static inline int fx__is_digit(unsigned char c)
+{
+    return (unsigned)(c - '0') < 10u;
+}
 
 static inline unsigned char fx__lower(unsigned char c)
 {

@@ -35,7 +35,10 @@ static int64_t days_from_civil64(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-int32_t fx_days_from_civil(int y, int m, int d) { return (int32_t)days_from_civil64(y, m, d); }
+int32_t fx_days_from_civil(int y, int m, int d)
+{
+    return (int32_t)days_from_civil64(y, m, d);
+}
 
 static void civil_from_days64(int64_t z, int64_t *y, int *m, int *d)
 {
@@ -57,7 +60,10 @@ void fx_civil_from_days(int32_t days, int *y, int *m, int *d)
     *y = (int)yy;
 }
 
-static int is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+static int is_leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 static int days_in_month(int y, int m)
 {

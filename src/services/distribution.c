@@ -46,12 +46,12 @@ struct cache_slot {
 
 struct table_rt {
     const struct fx_plan_table *t;
-    char **select_sql;     /* per key alternative */
+    char **select_sql;             /* per key alternative */
     char *insert_sql, *update_sql; /* update_sql NULL when no column updates */
-    struct fx_stmt **select_st; /* prepared lazily, owned by the store connection */
+    struct fx_stmt **select_st;    /* prepared lazily, owned by the store connection */
     struct fx_stmt *insert_st, *update_st;
-    int referenced;        /* a later table takes this table's id */
-    int insert_only;       /* leaf without updates: insert-or-ignore, no lookup */
+    int referenced;  /* a later table takes this table's id */
+    int insert_only; /* leaf without updates: insert-or-ignore, no lookup */
     struct cache_slot *cache;
 };
 
@@ -126,10 +126,9 @@ static char *table_ddl(const struct fx_store *db, const struct fx_plan *plan, si
             fx_buf_printf(&b, " REFERENCES %s(id) DEFERRABLE INITIALLY DEFERRED",
                           plan->tables[col->a].name);
     }
-    fx_buf_printf(&b, ", criado_em %s NOT NULL DEFAULT %s, atualizado_em %s);\n",
-                  pg ? "TIMESTAMPTZ" : "TEXT",
-                  pg ? "now()" : "(strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
-                  pg ? "TIMESTAMPTZ" : "TEXT");
+    fx_buf_printf(
+        &b, ", criado_em %s NOT NULL DEFAULT %s, atualizado_em %s);\n", pg ? "TIMESTAMPTZ" : "TEXT",
+        pg ? "now()" : "(strftime('%Y-%m-%dT%H:%M:%fZ','now'))", pg ? "TIMESTAMPTZ" : "TEXT");
     for (size_t k = 0; k < t->nkeys; k++) {
         fx_buf_printf(&b, "CREATE UNIQUE INDEX IF NOT EXISTS %s_key%zu ON %s (", t->name, k + 1,
                       t->name);
@@ -187,8 +186,8 @@ static char *insert_sql(const struct fx_store *db, const struct fx_plan_table *t
     int sqlite = strcmp(fx_store_dialect(db), "sqlite") == 0;
     struct fx_buf b;
     fx_buf_init(&b, 0);
-    fx_buf_printf(&b, "INSERT%s INTO %s (",
-                  ignore ? (sqlite ? " OR IGNORE" : "") : or_rollback(db), t->name);
+    fx_buf_printf(&b, "INSERT%s INTO %s (", ignore ? (sqlite ? " OR IGNORE" : "") : or_rollback(db),
+                  t->name);
     for (size_t c = 0; c < t->ncols; c++)
         fx_buf_printf(&b, "%s, ", t->cols[c].name);
     fx_buf_puts(&b, "criado_em) VALUES (");
@@ -224,8 +223,8 @@ static char *update_sql(const struct fx_store *db, const struct fx_plan_table *t
     return fx_buf_take(&b);
 }
 
-static int setup_pipeline(struct fx_distribution *d, const struct fx_pipeline *p, struct pipe_rt *pr,
-                          struct fx_err *err)
+static int setup_pipeline(struct fx_distribution *d, const struct fx_pipeline *p,
+                          struct pipe_rt *pr, struct fx_err *err)
 {
     const struct fx_plan *plan = fx_pipeline_plan(p);
     pr->p = p;
@@ -327,8 +326,8 @@ void fx_distribution_close(struct fx_distribution *d)
 struct chunk {
     const struct pipe_rt *pr;
     const struct fx_chunk *c;
-    int *pos;    /* pipeline field -> index in row array, or -1 */
-    int *rawpos; /* pipeline field -> index of its raw text, or -1 */
+    int *pos;           /* pipeline field -> index in row array, or -1 */
+    int *rawpos;        /* pipeline field -> index of its raw text, or -1 */
     struct fx_cv *colv; /* scratch: values of one table's columns */
     char now[32];       /* criado_em / atualizado_em of this chunk's writes */
 };
@@ -375,10 +374,10 @@ static int col_value(const struct chunk *ch, size_t r, const struct fx_plan_colu
         }
         break;
     case FX_SRC_PRODUCT: {
-        const struct fx_cv *a = ch->pos[c->a] >= 0 ? fx_chunk_val(ch->c, r, (size_t)ch->pos[c->a])
-                                                   : &cv_null;
-        const struct fx_cv *b = ch->pos[c->b] >= 0 ? fx_chunk_val(ch->c, r, (size_t)ch->pos[c->b])
-                                                   : &cv_null;
+        const struct fx_cv *a =
+            ch->pos[c->a] >= 0 ? fx_chunk_val(ch->c, r, (size_t)ch->pos[c->a]) : &cv_null;
+        const struct fx_cv *b =
+            ch->pos[c->b] >= 0 ? fx_chunk_val(ch->c, r, (size_t)ch->pos[c->b]) : &cv_null;
         if (a->type == FX_CV_INT && b->type == FX_CV_INT) {
             long long prod;
             if (__builtin_mul_overflow((long long)a->i, (long long)b->i, &prod)) {
@@ -428,8 +427,8 @@ static uint64_t cv_hash(uint64_t h, const struct fx_cv *v)
     return h * 31 + 7;
 }
 
-static int prepare_once(struct fx_distribution *d, const char *sql, struct fx_stmt **st,
-                        char *why, size_t whycap)
+static int prepare_once(struct fx_distribution *d, const char *sql, struct fx_stmt **st, char *why,
+                        size_t whycap)
 {
     if (*st)
         return 0;
@@ -501,8 +500,8 @@ static int apply_table(struct fx_distribution *d, struct table_rt *tr, const str
     }
     if (k == pt->nkeys) {
         const struct fx_cv *rn = fx_chunk_val(ch->c, r, 0);
-        snprintf(why, whycap, "row %lld: no complete natural key for table %s",
-                 (long long)rn->i, pt->name);
+        snprintf(why, whycap, "row %lld: no complete natural key for table %s", (long long)rn->i,
+                 pt->name);
         return FX_ESCHEMA;
     }
     uint64_t kh = 1469598103934665603ULL + k, uh = 0;
@@ -616,9 +615,12 @@ static int apply_chunk(struct fx_distribution *d, const struct fx_chunk *c, char
     for (size_t t = 0; t < plan->ntables; t++)
         if (plan->tables[t].ncols > maxcols)
             maxcols = plan->tables[t].ncols;
-    struct chunk ch = {pr, c, fx_calloc(nf ? nf : 1, sizeof(int)),
+    struct chunk ch = {pr,
+                       c,
                        fx_calloc(nf ? nf : 1, sizeof(int)),
-                       fx_calloc(maxcols, sizeof(struct fx_cv)), ""};
+                       fx_calloc(nf ? nf : 1, sizeof(int)),
+                       fx_calloc(maxcols, sizeof(struct fx_cv)),
+                       ""};
     fx__now_iso(ch.now);
     for (size_t i = 0; i < nf; i++)
         ch.pos[i] = ch.rawpos[i] = -1;

@@ -24,7 +24,6 @@
  *    position (file without data_hora) also record their content key: if that
  *    one was seen, the row is kept and flagged as a possible duplicate.
  */
-#include "ingest_internal.h"
 #include "fluxo/bus.h"
 #include "fluxo/csv.h"
 #include "fluxo/log.h"
@@ -33,13 +32,13 @@
 #include "fluxo/services.h"
 #include "fluxo/store.h"
 #include "fluxo/util.h"
+#include "ingest_internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stddef.h>
 #include <time.h>
-
 
 static const struct fx_migration ingest_migrations[] = {
     {1, "batches, staging, outbox, issues, seen",
@@ -124,11 +123,11 @@ struct job {
     char source_hash[65];
     int have_hash;
     char now[32];
-    struct fx_buf chunk;   /* JSON payload being built */
+    struct fx_buf chunk; /* JSON payload being built */
     size_t chunk_rows, chunk_cap;
     long first_row, last_row;
     uint64_t chunk_seq;
-    int *raw_fields;       /* fields whose raw text the plan needs */
+    int *raw_fields; /* fields whose raw text the plan needs */
     size_t nraw;
 };
 
@@ -138,12 +137,13 @@ static int prep(struct fx_ingest *ig, const char *sql, struct fx_stmt **st, stru
 }
 
 static int add_issue(struct job *j, long row, int col, const char *field, const char *value,
-                     const char *rule, const char *reason, const char *severity,
-                     struct fx_err *err)
+                     const char *rule, const char *reason, const char *severity, struct fx_err *err)
 {
     struct fx_stmt *st;
-    int rc = prep(j->ig, "INSERT INTO issues(batch_id,row,col,field,value,rule,reason,severity)"
-                         " VALUES(?,?,?,?,?,?,?,?)", &st, err);
+    int rc = prep(j->ig,
+                  "INSERT INTO issues(batch_id,row,col,field,value,rule,reason,severity)"
+                  " VALUES(?,?,?,?,?,?,?,?)",
+                  &st, err);
     if (rc)
         return rc;
     fx_stmt_bind_text(st, 1, j->res->batch_id, strlen(j->res->batch_id));
@@ -239,8 +239,10 @@ static int chunk_flush(struct job *j, struct fx_err *err)
     char id[37];
     fx_uuid7(id);
     struct fx_stmt *st;
-    int rc = prep(j->ig, "INSERT INTO staging(id,batch_id,seq,first_row,last_row,nrows,"
-                         "state,created_at) VALUES(?,?,?,?,?,?,'pending',?)", &st, err);
+    int rc = prep(j->ig,
+                  "INSERT INTO staging(id,batch_id,seq,first_row,last_row,nrows,"
+                  "state,created_at) VALUES(?,?,?,?,?,?,'pending',?)",
+                  &st, err);
     if (rc)
         return rc;
     fx_stmt_bind_text(st, 1, id, 36);
@@ -331,9 +333,11 @@ static int save_counts(struct job *j, const char *state, struct fx_err *err)
 {
     struct fx_stmt *st;
     struct fx_batch_result *r = j->res;
-    int rc = prep(j->ig, "UPDATE batches SET state=?, source_hash=?, received=?, accepted=?,"
-                         " rejected=?, duplicate=?, warnings=?, possible_dup=?, chunks=?,"
-                         " unknown_columns=?, finished_at=? WHERE id=?", &st, err);
+    int rc = prep(j->ig,
+                  "UPDATE batches SET state=?, source_hash=?, received=?, accepted=?,"
+                  " rejected=?, duplicate=?, warnings=?, possible_dup=?, chunks=?,"
+                  " unknown_columns=?, finished_at=? WHERE id=?",
+                  &st, err);
     if (rc)
         return rc;
     fx_stmt_bind_text(st, 1, state, strlen(state));
@@ -521,8 +525,8 @@ int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
         off += (size_t)snprintf(res->unknown_columns + off, sizeof(res->unknown_columns) - off,
                                 "%s%s", i ? ", " : "", unknown[i]);
     if (nunk)
-        fx_log(FX_LOG_INFO, "ingest", res->correlation_id, "%s: ignoring unknown columns: %s",
-               path, res->unknown_columns);
+        fx_log(FX_LOG_INFO, "ingest", res->correlation_id, "%s: ignoring unknown columns: %s", path,
+               res->unknown_columns);
 
     /* raw-text fields the plan stores (e.g. the original payment label) */
     const struct fx_plan *plan = fx_pipeline_plan(j.p);
@@ -532,7 +536,8 @@ int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
         int used = 0;
         for (size_t t = 0; t < plan->ntables && !used; t++)
             for (size_t c = 0; c < plan->tables[t].ncols; c++)
-                if (plan->tables[t].cols[c].kind == FX_SRC_RAW && plan->tables[t].cols[c].a == (int)f)
+                if (plan->tables[t].cols[c].kind == FX_SRC_RAW &&
+                    plan->tables[t].cols[c].a == (int)f)
                     used = 1;
         if (used)
             j.raw_fields[j.nraw++] = (int)f;
@@ -566,8 +571,7 @@ int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
             if ((rc = save_counts(&j, "receiving", err)) || (rc = fx_store_commit(ig->db)) ||
                 (rc = fx_store_begin(ig->db))) {
                 in_tx = rc == 0;
-                fx_err_set(err, rc, "cannot commit part of the batch: %s",
-                           fx_store_errmsg(ig->db));
+                fx_err_set(err, rc, "cannot commit part of the batch: %s", fx_store_errmsg(ig->db));
                 goto out;
             }
             committed = 1;

@@ -7,10 +7,10 @@
  * re-publishes the same chunks with the same CloudEvent ids, which the
  * distribution inbox recognises. Nothing is lost, nothing is applied twice.
  */
-#include "ingest_internal.h"
 #include "fluxo/bus.h"
 #include "fluxo/log.h"
 #include "fluxo/mem.h"
+#include "ingest_internal.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -79,8 +79,10 @@ int fx_relay_once(struct fx_ingest *ig, struct fx_bus *bus, struct fx_err *err)
         goto out;
     }
     struct fx_stmt *up, *del;
-    if ((rc = fx_store_prepare(ig->db, "UPDATE staging SET state='published', published_at=?"
-                                       " WHERE id=? AND state='pending'", &up, err)) ||
+    if ((rc = fx_store_prepare(ig->db,
+                               "UPDATE staging SET state='published', published_at=?"
+                               " WHERE id=? AND state='pending'",
+                               &up, err)) ||
         (rc = fx_store_prepare(ig->db, "DELETE FROM outbox WHERE seq=?", &del, err))) {
         fx_store_rollback(ig->db);
         goto out;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Runtime shared by the services: resolved locations, time zone, loaded pipelines. */
-#include "fluxo/services.h"
 #include "fluxo/bus.h"
 #include "fluxo/log.h"
 #include "fluxo/mem.h"
+#include "fluxo/services.h"
 #include "fluxo/types.h"
 #include "fluxo/util.h"
 
@@ -60,11 +60,11 @@ int fx_runtime_init(struct fx_runtime *rt, const struct fx_config *cfg, struct f
     rt->data_dir = fx_strdup(fx_config_str(cfg, "data_dir"));
     const char *v;
     rt->db_url = (v = fx_config_str(cfg, "db")) && *v ? fx_strdup(v)
-                                                        : fx_asprintf("sqlite:%s", rt->data_dir);
+                                                      : fx_asprintf("sqlite:%s", rt->data_dir);
     rt->bus_url = (v = fx_config_str(cfg, "bus")) && *v ? fx_strdup(v)
-                                                         : fx_asprintf("local:%s", rt->data_dir);
+                                                        : fx_asprintf("local:%s", rt->data_dir);
     rt->inbox = (v = fx_config_str(cfg, "inbox")) && *v ? fx_strdup(v)
-                                                         : fx_asprintf("%s/inbox", rt->data_dir);
+                                                        : fx_asprintf("%s/inbox", rt->data_dir);
     rt->pipelines_dir = fx_strdup(fx_config_str(cfg, "pipelines_dir"));
     rt->default_pipeline = fx_strdup(fx_config_str(cfg, "pipeline"));
     if (fx_mkdirs(rt->data_dir) != 0)

@@ -111,8 +111,8 @@ static void run_relay(struct fx_services *s)
             backoff(s, 2000);
             continue;
         }
-        if (!bus && (fx_bus_open(s->rt->bus_url, &bus, &err) ||
-                     fx_services_declare(s->rt, bus, &err))) {
+        if (!bus &&
+            (fx_bus_open(s->rt->bus_url, &bus, &err) || fx_services_declare(s->rt, bus, &err))) {
             fx_log_error("relay", "cannot open bus: %s", err.reason);
             fx_bus_close(bus);
             bus = NULL;
@@ -148,8 +148,8 @@ static void run_applied(struct fx_services *s)
             backoff(s, 2000);
             continue;
         }
-        if (!bus && (fx_bus_open(s->rt->bus_url, &bus, &err) ||
-                     fx_services_declare(s->rt, bus, &err))) {
+        if (!bus &&
+            (fx_bus_open(s->rt->bus_url, &bus, &err) || fx_services_declare(s->rt, bus, &err))) {
             fx_bus_close(bus);
             bus = NULL;
             backoff(s, 2000);
@@ -217,9 +217,8 @@ int fx_services_start(struct fx_runtime *rt, unsigned mask, struct fx_services *
 {
     struct fx_services *s = fx_calloc(1, sizeof(*s));
     s->rt = rt;
-    size_t workers = (mask & FX_SVC_DISTRIBUTION)
-                         ? (size_t)fx_config_int(rt->cfg, "distribution.workers")
-                         : 0;
+    size_t workers =
+        (mask & FX_SVC_DISTRIBUTION) ? (size_t)fx_config_int(rt->cfg, "distribution.workers") : 0;
     s->w = fx_calloc(3 + workers, sizeof(*s->w));
     if (mask & FX_SVC_WATCH)
         s->w[s->n++].kind = K_WATCH;

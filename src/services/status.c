@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Batch status and issue listing: the service functions behind `fluxo status` and the API. */
-#include "ingest_internal.h"
 #include "fluxo/mem.h"
+#include "ingest_internal.h"
 
 #include <stdio.h>
 #include <string.h>

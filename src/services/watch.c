@@ -66,8 +66,8 @@ void fx_watch_close(struct fx_watch *w)
 static int ignored_name(const char *n)
 {
     size_t len = strlen(n);
-    static const char *const suffixes[] = {".part", ".tmp", ".crdownload", ".swp", ".partial",
-                                           ".report.json", "~"};
+    static const char *const suffixes[] = {
+        ".part", ".tmp", ".crdownload", ".swp", ".partial", ".report.json", "~"};
     if (n[0] == '.')
         return 1;
     for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
@@ -107,8 +107,9 @@ static void write_report(struct fx_watch *w, const char *path, const char *name,
     fx_buf_init(&b, 0);
     fx_buf_puts(&b, "{\n  \"file\": ");
     fx_buf_json_str(&b, name, strlen(name));
-    fx_buf_printf(&b, ",\n  \"batch_id\": \"%s\",\n  \"correlation_id\": \"%s\",\n"
-                      "  \"status\": \"%s\",\n",
+    fx_buf_printf(&b,
+                  ",\n  \"batch_id\": \"%s\",\n  \"correlation_id\": \"%s\",\n"
+                  "  \"status\": \"%s\",\n",
                   res->batch_id, res->correlation_id, ok ? "processed" : "failed");
     if (!ok) {
         char msg[1200];
@@ -160,11 +161,13 @@ static void handle(struct fx_watch *w, struct tracked *t)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    char *dst = fx_asprintf("%s/%s/%s-%s", w->rt->inbox, rc == 0 ? "processed" : "failed", stamp,
-                            t->name);
+    char *dst =
+        fx_asprintf("%s/%s/%s-%s", w->rt->inbox, rc == 0 ? "processed" : "failed", stamp, t->name);
     if (rename(src, dst) != 0)
-        fx_log_error("watch", "cannot move %s to %s: %s (it will not be imported again by this "
-                              "process)", src, dst, strerror(errno));
+        fx_log_error("watch",
+                     "cannot move %s to %s: %s (it will not be imported again by this "
+                     "process)",
+                     src, dst, strerror(errno));
     write_report(w, dst, t->name, &res, &err, rc == 0);
     if (rc == 0)
         fx_log(FX_LOG_INFO, "watch", res.correlation_id,

@@ -30,9 +30,9 @@ static const struct fx_store_ops *const backends[] = {
 static int vtbl_complete(const struct fx_store_vtbl *vt)
 {
     return vt && vt->close && vt->exec && vt->begin && vt->commit && vt->rollback && vt->prepare &&
-           vt->bind_int && vt->bind_double && vt->bind_text && vt->bind_text_ref && vt->bind_null && vt->step &&
-           vt->col_int && vt->col_double && vt->col_text && vt->col_is_null && vt->ncols &&
-           vt->reset && vt->changes && vt->errmsg && vt->dialect;
+           vt->bind_int && vt->bind_double && vt->bind_text && vt->bind_text_ref && vt->bind_null &&
+           vt->step && vt->col_int && vt->col_double && vt->col_text && vt->col_is_null &&
+           vt->ncols && vt->reset && vt->changes && vt->errmsg && vt->dialect;
 }
 
 /* A database name becomes a file name (sqlite) or a schema (postgresql). */

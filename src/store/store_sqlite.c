@@ -321,8 +321,8 @@ static int sq_bind_text_ref(struct fx_stmt *base, int idx, const char *s, size_t
             return FX_EINVAL;
         s = "";
     }
-    return bind_result(STMT(base), sqlite3_bind_text64(STMT(base)->st, idx, s, len,
-                                                       SQLITE_STATIC, SQLITE_UTF8));
+    return bind_result(
+        STMT(base), sqlite3_bind_text64(STMT(base)->st, idx, s, len, SQLITE_STATIC, SQLITE_UTF8));
 }
 
 static int sq_bind_null(struct fx_stmt *base, int idx)
@@ -541,7 +541,7 @@ static int setup(struct sq_store *s, int memory)
                  "PRAGMA temp_store=MEMORY;"
                  "PRAGMA mmap_size=0;" /* mapped pages would count in every process RSS */
                  "PRAGMA journal_size_limit=67108864;" /* truncate a big WAL after checkpoint */
-                 "PRAGMA wal_autocheckpoint=16384;", /* 64 MiB: bulk commits write MBs */
+                 "PRAGMA wal_autocheckpoint=16384;",   /* 64 MiB: bulk commits write MBs */
                  NULL);
     if (rc < 0)
         return rc;

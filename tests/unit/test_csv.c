@@ -251,8 +251,7 @@ static void test_line_ends_and_rows(void **state)
           "3:\"h1\",\"h2\"\n5:\"1\",\"2\"\n7:\"3\",\"4\"\n8:\"5\",\"6\"\n10:\"7\",\"8\"\n"
           "delim=44\n");
     CHECK("a\rb\r\nc\n\rd", NULL, "1:\"a\"\n2:\"b\"\n3:\"c\"\n5:\"d\"\ndelim=44\n");
-    CHECK("a\rb\nc\r\"d\"\ne\n", NULL,
-          "1:\"a\"\n2:\"b\"\n3:\"c\"\n4:\"d\"\n5:\"e\"\ndelim=44\n");
+    CHECK("a\rb\nc\r\"d\"\ne\n", NULL, "1:\"a\"\n2:\"b\"\n3:\"c\"\n4:\"d\"\n5:\"e\"\ndelim=44\n");
     /* a line end inside quotes moves later rows down */
     CHECK("a,b\n\"1\r\n\r\n2\",x\ny,z\n", NULL,
           "1:\"a\",\"b\"\n2:\"1\\r\\n\\r\\n2\",\"x\"\n5:\"y\",\"z\"\ndelim=44\n");
@@ -273,15 +272,20 @@ static void test_lenient_quotes(void **state)
 static void test_utf8(void **state)
 {
     (void)state;
-    CHECK("cidade;valor\nS\xc3\xa3o Paulo;1\nJo\xc3\xa3o;\xe2\x82\xac" "2\n\xf0\x9f\x98\x80;x\n",
+    CHECK("cidade;valor\nS\xc3\xa3o Paulo;1\nJo\xc3\xa3o;\xe2\x82\xac"
+          "2\n\xf0\x9f\x98\x80;x\n",
           NULL,
           "1:\"cidade\",\"valor\"\n2:\"S\xc3\xa3o Paulo\",\"1\"\n3:\"Jo\xc3\xa3o\",\"\xe2\x82\xac"
           "2\"\n4:\"\xf0\x9f\x98\x80\",\"x\"\ndelim=59\n");
     /* BOM stripped (every split of it), a BOM prefix alone is not a BOM */
-    CHECK("\xef\xbb\xbf" "a;b\n1;2\n", NULL, "1:\"a\",\"b\"\n2:\"1\",\"2\"\ndelim=59\n");
+    CHECK("\xef\xbb\xbf"
+          "a;b\n1;2\n",
+          NULL, "1:\"a\",\"b\"\n2:\"1\",\"2\"\ndelim=59\n");
     CHECK("\xef\xbb\xbf", NULL, "delim=44\n");
     CHECK("\xef\xbb\xbf\r\n", NULL, "delim=44\n");
-    CHECK("\xef\xbb" "a\n", NULL, "1:BAD 1 invalid UTF-8 at byte 1 of column 1\ndelim=44\n");
+    CHECK("\xef\xbb"
+          "a\n",
+          NULL, "1:BAD 1 invalid UTF-8 at byte 1 of column 1\ndelim=44\n");
     /* invalid UTF-8: the row is rejected, the next ones are read with their rows */
     CHECK("a,b\n1,\xff\n\n2,ok\n\"x\n\",\xc3(\n\xed\xa0\x80,\xc0\xaf\n3,\xc3\n4,4", NULL,
           "1:\"a\",\"b\"\n"
@@ -368,13 +372,13 @@ static void test_delimiter_detection(void **state)
     assert_int_equal(detect("a,b,c\n1;2\n"), ',');
     assert_int_equal(detect("a;b;c\n1,2,3,4,5\n"), ';');
     assert_int_equal(detect("a\tb\tc;d\n"), '\t');
-    assert_int_equal(detect("a;b,c\n"), ';');       /* tie: ';' first */
-    assert_int_equal(detect("a,b\tc\n"), ',');      /* tie: ',' before tab */
-    assert_int_equal(detect("single\n1\n"), ',');   /* one column */
+    assert_int_equal(detect("a;b,c\n"), ';');         /* tie: ';' first */
+    assert_int_equal(detect("a,b\tc\n"), ',');        /* tie: ',' before tab */
+    assert_int_equal(detect("single\n1\n"), ',');     /* one column */
     assert_int_equal(detect("\"a,b,c\";d;e\n"), ';'); /* quoted delimiters do not count */
     assert_int_equal(detect("\"a\"\"b,c,d\";e\n"), ';');
-    assert_int_equal(detect("\n\r\nx;y\n"), ';');   /* leading blank lines */
-    assert_int_equal(detect("x;y"), ';');           /* no line end at all */
+    assert_int_equal(detect("\n\r\nx;y\n"), ';'); /* leading blank lines */
+    assert_int_equal(detect("x;y"), ';');         /* no line end at all */
     assert_int_equal(detect(""), ',');
 
     /* a configured delimiter is used as is */
@@ -426,7 +430,8 @@ static void test_file_bom_and_utf8(void **state)
 {
     (void)state;
     /* BOM: UTF-8 whatever follows; a later bad byte rejects that row only */
-    static const char in[] = "\xef\xbb\xbf" "a;b\nS\xc3\xa3o;1\nJo\xe3o;2\n3;\xc3\xa7\n";
+    static const char in[] = "\xef\xbb\xbf"
+                             "a;b\nS\xc3\xa3o;1\nJo\xe3o;2\n3;\xc3\xa7\n";
     const char *expected = "1:\"a\",\"b\"\n2:\"S\xc3\xa3o\",\"1\"\n"
                            "3:BAD 1 invalid UTF-8 at byte 3 of column 1\n4:\"3\",\"\xc3\xa7\"\n";
     static const size_t blocks[] = {1, 2, 3, 4, FX__CSV_BLOCK_MAX};
@@ -474,8 +479,10 @@ static void test_file_late_invalid_utf8(void **state)
     for (int pass = 0; pass < 2; pass++) {
         char *dump = run_file(b.data, b.len, NULL, pass ? 1000 : FX__CSV_BLOCK_MAX);
         char want[256];
-        snprintf(want, sizeof(want), "%ld:BAD 2 invalid UTF-8 at byte 3 of column 2\n%ld:\"y\","
-                 "\"Bel\xc3\xa9m\",\"2\"\n", bad_row, rows);
+        snprintf(want, sizeof(want),
+                 "%ld:BAD 2 invalid UTF-8 at byte 3 of column 2\n%ld:\"y\","
+                 "\"Bel\xc3\xa9m\",\"2\"\n",
+                 bad_row, rows);
         size_t dl = strlen(dump), wl = strlen(want);
         assert_true(dl > wl);
         assert_string_equal(dump + dl - wl, want);
@@ -506,7 +513,8 @@ static void test_file_sniff_boundary(void **state)
     in[FX__CSV_BLOCK_MAX] = '\xa9';
     char *got = run_file(in, n, NULL, FX__CSV_BLOCK_MAX);
     assert_null(strstr(got, "BAD"));
-    assert_non_null(strstr(got, "a\xc3\xa9" "a"));
+    assert_non_null(strstr(got, "a\xc3\xa9"
+                                "a"));
     free(got);
     free(in);
 }
@@ -666,11 +674,34 @@ static void test_utf8_validator(void **state)
 {
     (void)state;
     static const char *const pieces[] = {
-        "a", "abcdefgh", ";", "\xc3\xa9", "\xc3\xa3o", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
-        "\xc2\x80", "\xdf\xbf", "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf", "\xc3", "\xa9", "\x80",
-        "\xc0\xaf", "\xc1\xbf", "\xe0\x80\x80", "\xe0\x9f\xbf", "\xed\xa0\x80", "\xed\x9f\xbf",
-        "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff", "\xfe", "\xe2\x82",
-        "\xf0\x9f\x98", "0123456789abcdef",
+        "a",
+        "abcdefgh",
+        ";",
+        "\xc3\xa9",
+        "\xc3\xa3o",
+        "\xe2\x82\xac",
+        "\xf0\x9f\x98\x80",
+        "\xc2\x80",
+        "\xdf\xbf",
+        "\xef\xbf\xbf",
+        "\xf4\x8f\xbf\xbf",
+        "\xc3",
+        "\xa9",
+        "\x80",
+        "\xc0\xaf",
+        "\xc1\xbf",
+        "\xe0\x80\x80",
+        "\xe0\x9f\xbf",
+        "\xed\xa0\x80",
+        "\xed\x9f\xbf",
+        "\xf0\x8f\xbf\xbf",
+        "\xf4\x90\x80\x80",
+        "\xf5\x80\x80\x80",
+        "\xff",
+        "\xfe",
+        "\xe2\x82",
+        "\xf0\x9f\x98",
+        "0123456789abcdef",
     };
     const size_t np = sizeof(pieces) / sizeof(pieces[0]);
     unsigned seed = 12345;

@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the headers above first */
 #include <cmocka.h>
 
 /* Create a fresh temporary directory (mkdtemp under $TMPDIR); caller frees the string. */
