@@ -796,6 +796,9 @@ int fx_distribution_once(struct fx_distribution *d, int timeout_ms, struct fx_er
             continue;
         }
         it->decoded = 1;
+        free(m->data); /* decoded into the chunk: halve what a batch holds */
+        m->data = NULL;
+        m->data_len = 0;
         n++;
     }
     if (n == 0) {
