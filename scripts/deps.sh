@@ -7,8 +7,8 @@ set -euo pipefail
 
 want=${1:-test}
 build_pkgs=(gcc make cmake pkg-config libsqlite3-dev libfyaml-dev libjansson-dev libsodium-dev
-            libcmocka-dev)
-test_pkgs=(sqlite3 procps python3)
+            libcmocka-dev libzip-dev libexpat1-dev libxlsxwriter-dev libfreexl-dev)
+test_pkgs=(sqlite3 procps python3 python3-openpyxl)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 bench_pkgs=(sqlite3 time python3)
 
