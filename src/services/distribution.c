@@ -138,19 +138,13 @@ static char *table_ddl(const struct fx_store *db, const struct fx_plan *plan, si
         key_predicate(&b, t, k);
         fx_buf_puts(&b, ";\n");
     }
-    for (size_t c = 0; c < t->ncols; c++) {
-        if (t->cols[c].kind != FX_SRC_REF)
-            continue;
-        /* a reference needs an index for joins and FK checks, unless a key
-         * already starts with it (every index costs a page write per row) */
-        int covered = 0;
-        for (size_t k = 0; k < t->nkeys; k++)
-            if (t->keys[k].ncols > 0 && t->keys[k].cols[0] == (int)c)
-                covered = 1;
-        if (!covered)
+    /* every reference gets its own index for joins and FK checks: the key
+     * indexes are partial (their columns NOT NULL), so a lookup by the
+     * reference alone cannot use them */
+    for (size_t c = 0; c < t->ncols; c++)
+        if (t->cols[c].kind == FX_SRC_REF)
             fx_buf_printf(&b, "CREATE INDEX IF NOT EXISTS %s_%s ON %s (%s);\n", t->name,
                           t->cols[c].name, t->name, t->cols[c].name);
-    }
     return fx_buf_take(&b);
 }
 
