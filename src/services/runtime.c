@@ -6,6 +6,7 @@
 #include "fluxo/services.h"
 #include "fluxo/types.h"
 #include "fluxo/util.h"
+#include "services/embedded.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -17,9 +18,31 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The pipelines compiled into the binary (pipelines/ of the source tree). */
+static int load_embedded(struct fx_runtime *rt, struct fx_err *err)
+{
+    for (const struct fx_embedded *e = fx_embedded_pipelines; e->name; e++) {
+        struct fx_pipeline *p = NULL;
+        char source[128];
+        snprintf(source, sizeof(source), "(built-in) %s", e->name);
+        int rc = fx_pipeline_load_mem(e->data, e->len, source, &p, err);
+        if (rc)
+            return rc;
+        rt->pipelines = fx_realloc(rt->pipelines, (rt->npipelines + 1) * sizeof(p));
+        rt->pipelines[rt->npipelines++] = p;
+    }
+    return 0;
+}
+
 static int load_pipelines(struct fx_runtime *rt, struct fx_err *err)
 {
     DIR *d = opendir(rt->pipelines_dir);
+    if (!d && strcmp(fx_config_origin(rt->cfg, "pipelines_dir"), "default") == 0) {
+        /* no ./pipelines here and none configured: the built-in definitions */
+        free(rt->pipelines_dir);
+        rt->pipelines_dir = fx_strdup("(built-in)");
+        return load_embedded(rt, err);
+    }
     if (!d) {
         fx_err_set(err, FX_ECONFIG, "cannot open pipelines directory '%s'", rt->pipelines_dir);
         return FX_ECONFIG;
