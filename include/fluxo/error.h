@@ -11,6 +11,7 @@
 #ifndef FLUXO_ERROR_H
 #define FLUXO_ERROR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #define FX_ERRNO_MAP(X)                                                                            \
@@ -71,6 +72,13 @@ void fx_err_clear(struct fx_err *err);
  */
 int fx_err_set(struct fx_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Clear err, then set code, source, row and a printf-style reason; returns
+ * code. err may be NULL. */
+int fx_err_set_at(struct fx_err *err, int code, const char *source, long row, const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
+int fx_err_vset_at(struct fx_err *err, int code, const char *source, long row, const char *fmt,
+                   va_list ap) __attribute__((format(printf, 5, 0)));
 
 /* Copy a value into err->value (truncated, made printable). */
 void fx_err_value(struct fx_err *err, const char *value, size_t len);

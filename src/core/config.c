@@ -450,15 +450,9 @@ static int err_at(struct fx_err *err, const char *source, long row, const char *
 
 static int err_at(struct fx_err *err, const char *source, long row, const char *fmt, ...)
 {
-    if (!err)
-        return FX_ECONFIG;
-    fx_err_clear(err);
-    err->code = FX_ECONFIG;
-    err->row = row;
-    snprintf(err->source, sizeof(err->source), "%s", source ? source : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+    fx_err_vset_at(err, FX_ECONFIG, source, row, fmt, ap);
     va_end(ap);
     return FX_ECONFIG;
 }

@@ -54,6 +54,29 @@ int fx_err_set(struct fx_err *err, int code, const char *fmt, ...)
     return code;
 }
 
+int fx_err_vset_at(struct fx_err *err, int code, const char *source, long row, const char *fmt,
+                   va_list ap)
+{
+    if (!err)
+        return code;
+    fx_err_clear(err);
+    err->code = code;
+    err->row = row;
+    snprintf(err->source, sizeof(err->source), "%s", source ? source : "");
+    vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+    return code;
+}
+
+int fx_err_set_at(struct fx_err *err, int code, const char *source, long row, const char *fmt,
+                  ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = fx_err_vset_at(err, code, source, row, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 void fx_err_value(struct fx_err *err, const char *value, size_t len)
 {
     if (!err)

@@ -431,15 +431,9 @@ static int set_err(struct fx_err *err, int code, const char *source, long row, c
 
 static int set_err(struct fx_err *err, int code, const char *source, long row, const char *fmt, ...)
 {
-    if (!err)
-        return code;
-    fx_err_clear(err);
-    err->code = code;
-    err->row = row;
-    snprintf(err->source, sizeof(err->source), "%s", source ? source : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+    fx_err_vset_at(err, code, source, row, fmt, ap);
     va_end(ap);
     return code;
 }
