@@ -16,7 +16,8 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
-static int run_until_signal(struct cli *cli, unsigned mask, const char *what)
+/* Load the runtime and bring every database up to date: 0, or 1 after printing why. */
+static int load_and_migrate(struct cli *cli)
 {
     if (cli_load_runtime(cli))
         return 1;
@@ -26,6 +27,15 @@ static int run_until_signal(struct cli *cli, unsigned mask, const char *what)
         cli_print_err("migrate", &err);
         return 1;
     }
+    return 0;
+}
+
+static int run_until_signal(struct cli *cli, unsigned mask, const char *what)
+{
+    if (load_and_migrate(cli))
+        return 1;
+    struct fx_err err;
+    fx_err_clear(&err);
     cli_on_signals(&cli->rt.stop);
     struct fx_services *svc = NULL;
     if (fx_services_start(&cli->rt, mask, &svc, &err) != 0) {
@@ -87,14 +97,8 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
                "(ingest, distribution,\nand each pipeline's tables) and the bus. Idempotent.\n");
         return 0;
     }
-    if (cli_load_runtime(cli))
+    if (load_and_migrate(cli))
         return 1;
-    struct fx_err err;
-    fx_err_clear(&err);
-    if (fx_services_migrate(&cli->rt, &err) != 0) {
-        cli_print_err("migrate", &err);
-        return 1;
-    }
     printf("databases up to date in %s\n", cli->rt.data_dir);
     return 0;
 }
