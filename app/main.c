@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The fluxo command line: global flags and configuration, then one of the
- * subcommands (serve, run, import, status, migrate, config, generate).
+ * subcommands (serve, run, import, status, migrate, config, generate, export).
  * Each command lives in its own file (app/cmd_*.c); this file holds the
  * dispatch and the shared option handling.
  */
@@ -29,6 +29,7 @@ static const struct command commands[] = {
     {"migrate", "create or upgrade every service's database", cmd_migrate},
     {"config", "validate | show the configuration, or list the keys (--help)", cmd_config},
     {"generate", "write deterministic Brazilian sales rows (vendas layout)", cmd_generate},
+    {"export", "write a normalized table (clientes, compras...) as CSV or XLSX", cmd_export},
     {NULL, NULL, NULL},
 };
 
