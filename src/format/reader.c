@@ -3,11 +3,13 @@
 #include "fluxo/reader.h"
 #include "fluxo/csv.h"
 #include "fluxo/mem.h"
+#include "fluxo/xlsx.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 struct fx_reader {
@@ -33,8 +35,16 @@ struct fx_reader *fx_reader_wrap(const struct fx_reader_ops *ops, void *self, co
     return r;
 }
 
-/* Sniff the first bytes: spreadsheets are refused with a clear reason until
- * their readers exist; anything else is treated as delimited text. */
+static int has_ext(const char *path, const char *ext)
+{
+    size_t n = strlen(path), e = strlen(ext);
+    return n > e && strcasecmp(path + n - e, ext) == 0;
+}
+
+/* Sniff the first bytes: a ZIP container is an XLSX workbook, an OLE
+ * container a legacy XLS workbook (or an encrypted OOXML one, which the XLS
+ * opener refuses); a spreadsheet extension on anything else is refused as a
+ * corrupt workbook; everything else is treated as delimited text. */
 int fx_reader_open(const char *path, const struct fx_reader_opts *opts, struct fx_reader **out,
                    struct fx_err *err)
 {
@@ -55,20 +65,21 @@ int fx_reader_open(const char *path, const struct fx_reader_opts *opts, struct f
     unsigned char magic[8] = {0};
     size_t n = fread(magic, 1, sizeof(magic), f);
     fclose(f);
-    int rc = 0;
-    if (n >= 4 && memcmp(magic, "PK\x03\x04", 4) == 0) {
-        rc = fx_err_set(err, FX_ENOTSUP,
-                        "file is a ZIP container (XLSX?): spreadsheet input is not supported yet; "
-                        "export the sheet as CSV");
-    } else if (n >= 8 && memcmp(magic, "\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", 8) == 0) {
-        rc = fx_err_set(err, FX_ENOTSUP,
-                        "file is a legacy Excel workbook (XLS): not supported yet; export the "
-                        "sheet as CSV");
-    }
-    if (rc) {
-        if (err)
-            snprintf(err->source, sizeof(err->source), "%s", path);
-        return rc;
+    if (n >= 4 && (memcmp(magic, "PK\x03\x04", 4) == 0 || memcmp(magic, "PK\x05\x06", 4) == 0))
+        return fx_xlsx_reader_open(path, opts, out, err);
+    if (n >= 8 && memcmp(magic, "\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", 8) == 0)
+        return fx_xls_reader_open(path, opts, out, err);
+    static const char *const sheet_ext[] = {".xlsx", ".xlsm", ".xls"};
+    for (size_t i = 0; i < sizeof(sheet_ext) / sizeof(sheet_ext[0]); i++) {
+        if (n > 0 && has_ext(path, sheet_ext[i])) {
+            int rc = fx_err_set(err, FX_EPARSE,
+                                "file is named %s but is not a spreadsheet (neither a ZIP nor an "
+                                "OLE container): corrupt or mislabelled",
+                                sheet_ext[i]);
+            if (err)
+                snprintf(err->source, sizeof(err->source), "%s", path);
+            return rc;
+        }
     }
     return fx_csv_reader_open(path, opts, out, err);
 }

@@ -258,7 +258,7 @@ int fx_export_table(struct fx_runtime *rt, const char *table, const char *format
         if (crc != 0 && err && (err->code == 0 || err->code == crc))
             *err = cerr;
     }
-out:
+out:;
     struct stat sb;
     /* no half-written export left behind; but never unlink what is not a plain
      * file we wrote (a device such as /dev/stdout, a symbolic link) */
