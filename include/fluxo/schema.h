@@ -151,13 +151,16 @@ int fx_pipeline_validate(const struct fx_binding *b, const struct fx_record *rec
 
 /*
  * Dedupe key of an accepted row, 64 hex chars (BLAKE2b-256, see fx_keyhash in util.h):
- *  - content key (hash of the declared content fields' canonical values)
- *    when the file has every column the spec marks as needed for content
- *    dedupe (e.g. data_hora), or when the pipeline option dedupe_by_content
- *    is set;
- *  - otherwise hash of (source_hash, row number): *by_content = 0.
- * content_out (may be NULL) always receives the content key, so callers can
- * flag possible duplicates of earlier rows.
+ *  - the content key (hash of the declared content fields' canonical values)
+ *    when the file has every column dedupe.requires_columns names (e.g.
+ *    data_hora): *by_content = 1;
+ *  - else, with the pipeline option dedupe_by_content, the repeat key below:
+ *    *by_content = 1;
+ *  - else a hash of (source_hash, row number): *by_content = 0.
+ * content_out (may be NULL) receives the repeat key: the content fields
+ * without the requires_columns ones (without the time), so a row of a file
+ * without data_hora can be matched against earlier purchases, timed or not,
+ * and flagged as a possible duplicate.
  */
 void fx_pipeline_dedupe_key(const struct fx_binding *b, const struct fx_row *row,
                             const char *source_hash, char key_out[65], char content_out[65],

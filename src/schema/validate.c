@@ -920,6 +920,8 @@ struct hbuf {
 
 static void hb_put(struct hbuf *hb, const void *data, size_t n)
 {
+    if (n == 0)
+        return;
     if (hb->n + n > sizeof(hb->buf)) {
         fx_keyhash_update(&hb->h, hb->buf, hb->n);
         hb->n = 0;
@@ -942,23 +944,28 @@ void fx_pipeline_dedupe_key(const struct fx_binding *b, const struct fx_row *row
                             int *by_content)
 {
     const struct fx_pipeline *p = b->p;
-    struct hbuf hb;
-    char content[65];
-    fx_keyhash_init(&hb.h);
-    hb.n = 0;
+    struct hbuf full, loose; /* all content fields / without the requires_columns ones */
+    char content[65], repeat[65];
+    fx_keyhash_init(&full.h);
+    fx_keyhash_init(&loose.h);
+    full.n = loose.n = 0;
     for (size_t k = 0; k < p->ncontent; k++) {
         const struct fx_value *v = &row->v[p->content[k]];
+        int timeless = 1;
+        for (size_t j = 0; j < p->nneed; j++)
+            if (p->need[j] == p->content[k])
+                timeless = 0;
         unsigned char head[11];
         size_t hl = 0;
+        const void *tail = NULL;
+        size_t tl = 0;
         if (!v->present) {
             head[hl++] = 0;
-            hb_put(&hb, head, hl);
         } else if (hashes_integer(p->fields[p->content[k]].type)) {
             uint64_t x = (uint64_t)v->i;
             head[hl++] = 1;
             for (int i = 0; i < 8; i++)
                 head[hl++] = (unsigned char)(x >> (8 * i));
-            hb_put(&hb, head, hl);
         } else {
             head[hl++] = 2;
             size_t n = v->len;
@@ -966,20 +973,31 @@ void fx_pipeline_dedupe_key(const struct fx_binding *b, const struct fx_row *row
                 head[hl++] = (unsigned char)((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
                 n >>= 7;
             } while (n);
-            hb_put(&hb, head, hl);
-            hb_put(&hb, v->s, v->len);
+            tail = v->s;
+            tl = v->len;
+        }
+        hb_put(&full, head, hl);
+        hb_put(&full, tail, tl);
+        if (timeless) {
+            hb_put(&loose, head, hl);
+            hb_put(&loose, tail, tl);
         }
     }
-    fx_keyhash_update(&hb.h, hb.buf, hb.n);
-    fx_keyhash_final_hex(&hb.h, content);
+    fx_keyhash_update(&full.h, full.buf, full.n);
+    fx_keyhash_final_hex(&full.h, content);
+    fx_keyhash_update(&loose.h, loose.buf, loose.n);
+    fx_keyhash_final_hex(&loose.h, repeat);
     if (content_out)
-        memcpy(content_out, content, 65);
+        memcpy(content_out, repeat, 65);
 
-    int content_key = b->content_ok || p->dedupe_by_content;
     if (by_content)
-        *by_content = content_key;
-    if (content_key) {
+        *by_content = b->content_ok || p->dedupe_by_content;
+    if (b->content_ok) {
         memcpy(key_out, content, 65);
+        return;
+    }
+    if (p->dedupe_by_content) { /* no time in this file: repeats are duplicates */
+        memcpy(key_out, repeat, 65);
         return;
     }
     /* position key: BLAKE2b-256 of "<source hash>:<row number>" */

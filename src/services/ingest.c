@@ -403,11 +403,13 @@ static int handle_row(struct job *j, const struct fx_record *rec, struct fx_row 
                             "warning", err)))
             return rc;
     }
-    if (!by_content) {
+    if (memcmp(key, content, 64) != 0) {
+        /* the repeat key (content without the time): recorded for every row so
+         * a later file without data_hora can be matched against it */
         rc = seen_insert(j, content, err);
         if (rc < 0)
             return rc;
-        if (rc == 0) {
+        if (rc == 0 && !by_content) {
             r->possible_dup++;
             if ((rc = add_issue(j, rec->row, 0, "", "", "possible_duplicate",
                                 "same content as an earlier row; kept because the file has no "
