@@ -22,6 +22,7 @@
  * unique name + e-mail); a concurrent twin insert fails the chunk on the
  * unique index and the chunk is retried. The cache is dropped on rollback.
  */
+#define _GNU_SOURCE /* qsort_r */
 #include "fluxo/bus.h"
 #include "fluxo/log.h"
 #include "fluxo/mem.h"
@@ -52,6 +53,11 @@ struct table_rt {
     struct fx_stmt *insert_st, *update_st;
     int referenced;  /* a later table takes this table's id */
     int insert_only; /* leaf without updates: insert-or-ignore, no lookup */
+    /* insert_only rows deferred to the end of the transaction and written in
+     * key order: a random-order unique index (purchase keys) is then swept
+     * once instead of being hit at random, which saves page reads */
+    struct fx_cv *pend;
+    size_t npend, cappend;
     struct cache_slot *cache;
 };
 
@@ -305,6 +311,7 @@ void fx_distribution_close(struct fx_distribution *d)
             free(tr->select_st);
             free(tr->insert_sql);
             free(tr->update_sql);
+            free(tr->pend);
             free(tr->cache);
         }
         free(d->pipes[i].tables);
@@ -533,6 +540,13 @@ static int apply_table(struct fx_distribution *d, struct table_rt *tr, const str
                 return rc;
             }
         }
+    } else if (tr->insert_only) {
+        if (tr->npend == tr->cappend) {
+            tr->cappend = tr->cappend ? tr->cappend * 2 : 1024;
+            tr->pend = fx_realloc(tr->pend, tr->cappend * pt->ncols * sizeof(*tr->pend));
+        }
+        memcpy(tr->pend + tr->npend * pt->ncols, colv, pt->ncols * sizeof(*colv));
+        tr->npend++;
     } else {
         if ((rc = prepare_once(d, tr->insert_sql, &tr->insert_st, why, whycap)))
             return rc;
@@ -702,6 +716,76 @@ static int apply_item(struct fx_distribution *d, struct item *it, const char *no
 
 /* Apply items [0, n) in one transaction: 0, or < 0 with everything rolled back
  * and the failing item's reason in its why. */
+static int cv_cmp(const struct fx_cv *a, const struct fx_cv *b)
+{
+    if (a->type != b->type)
+        return a->type < b->type ? -1 : 1;
+    if (a->type == FX_CV_INT)
+        return a->i < b->i ? -1 : a->i > b->i;
+    if (a->type == FX_CV_STR) {
+        size_t n = a->len < b->len ? a->len : b->len;
+        int c = memcmp(a->s, b->s, n);
+        return c ? c : (a->len < b->len ? -1 : a->len > b->len);
+    }
+    return 0;
+}
+
+/* qsort_r comparator: rows of ncols values, ordered by the first key's columns */
+static int pend_cmp(const void *a, const void *b, void *arg)
+{
+    const struct fx_plan_table *t = arg;
+    const struct fx_cv *ra = a, *rb = b;
+    for (size_t i = 0; i < t->keys[0].ncols; i++) {
+        int c = cv_cmp(&ra[t->keys[0].cols[i]], &rb[t->keys[0].cols[i]]);
+        if (c)
+            return c;
+    }
+    return 0;
+}
+
+static void clear_pending(struct fx_distribution *d)
+{
+    for (size_t i = 0; i < d->npipes; i++) {
+        const struct fx_plan *plan = fx_pipeline_plan(d->pipes[i].p);
+        for (size_t t = 0; t < plan->ntables; t++)
+            d->pipes[i].tables[t].npend = 0;
+    }
+}
+
+/* Write the deferred insert-only rows of every table, in key order. */
+static int flush_pending(struct fx_distribution *d, const char *now, char *why, size_t whycap)
+{
+    for (size_t i = 0; i < d->npipes; i++) {
+        const struct fx_plan *plan = fx_pipeline_plan(d->pipes[i].p);
+        for (size_t t = 0; t < plan->ntables; t++) {
+            struct table_rt *tr = &d->pipes[i].tables[t];
+            const struct fx_plan_table *pt = tr->t;
+            if (!tr->npend)
+                continue;
+            size_t row = pt->ncols * sizeof(*tr->pend);
+            if (pt->nkeys)
+                qsort_r(tr->pend, tr->npend, row, pend_cmp, (void *)pt);
+            int rc = prepare_once(d, tr->insert_sql, &tr->insert_st, why, whycap);
+            for (size_t r = 0; r < tr->npend && rc == 0; r++) {
+                const struct fx_cv *v = tr->pend + r * pt->ncols;
+                for (size_t c = 0; c < pt->ncols; c++)
+                    bind_cv(tr->insert_st, (int)c + 1, &v[c]);
+                fx_stmt_bind_text(tr->insert_st, (int)pt->ncols + 1, now, strlen(now));
+                rc = fx_stmt_step(tr->insert_st);
+                fx_stmt_reset(tr->insert_st);
+                if (rc < 0)
+                    snprintf(why, whycap, "table %s: %s", pt->name, fx_store_errmsg(d->db));
+                else
+                    rc = 0;
+            }
+            tr->npend = 0;
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 static int apply_items(struct fx_distribution *d, struct item *items, size_t n, size_t *failed)
 {
     char now[32];
@@ -717,8 +801,16 @@ static int apply_items(struct fx_distribution *d, struct item *items, size_t n, 
             *failed = i;
             fx_store_rollback(d->db);
             clear_caches(d);
+            clear_pending(d);
             return rc;
         }
+    }
+    if ((rc = flush_pending(d, now, items[0].why, sizeof(items[0].why))) != 0) {
+        *failed = 0;
+        fx_store_rollback(d->db);
+        clear_caches(d);
+        clear_pending(d);
+        return rc;
     }
     if ((rc = fx_store_commit(d->db)) != 0) {
         snprintf(items[0].why, sizeof(items[0].why), "commit: %s", fx_store_errmsg(d->db));
