@@ -10,7 +10,7 @@ build_pkgs=(gcc make cmake pkg-config libsqlite3-dev libfyaml-dev libjansson-dev
             libcmocka-dev libzip-dev libexpat1-dev libxlsxwriter-dev libfreexl-dev)
 test_pkgs=(sqlite3 procps python3 python3-openpyxl)
 fuzz_pkgs=(clang libclang-rt-14-dev)
-bench_pkgs=(sqlite3 time python3)
+bench_pkgs=(sqlite3 time python3 python3-pandas python3-openpyxl)
 
 pkgs=("${build_pkgs[@]}")
 case "$want" in
