@@ -129,6 +129,11 @@ struct job {
     uint64_t chunk_seq;
     int *raw_fields; /* fields whose raw text the plan needs */
     size_t nraw;
+    /* repeat keys of timed rows: only recorded, never tested, so they are
+     * written at commit time in index order (random-order inserts into a big
+     * index cost a page read each) */
+    int64_t (*later)[2];
+    size_t nlater, caplater;
 };
 
 static int prep(struct fx_ingest *ig, const char *sql, struct fx_stmt **st, struct fx_err *err)
@@ -159,27 +164,61 @@ static int add_issue(struct job *j, long row, int col, const char *field, const 
     return rc < 0 ? fx_err_set(err, rc, "cannot record issue: %s", fx_store_errmsg(j->ig->db)) : 0;
 }
 
-/* Insert key into `seen`: 1 = new, 0 = already there, < 0 error. */
-static int seen_insert(struct job *j, const char *key, struct fx_err *err)
+/* 128 of the key's 256 bits are plenty to tell rows apart. */
+static void key_words(const char *key, int64_t w[2])
 {
-    struct fx_stmt *st;
-    int rc = prep(j->ig, "INSERT INTO seen(hi,lo) VALUES(?,?) ON CONFLICT DO NOTHING", &st, err);
-    if (rc)
-        return rc;
-    /* 128 of the key's 256 bits are plenty to tell rows apart */
     uint64_t hi = 0, lo = 0;
     for (int i = 0; i < 16; i++) {
         char c = key[i], d = key[16 + i];
         hi = (hi << 4) | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
         lo = (lo << 4) | (uint64_t)(d <= '9' ? d - '0' : d - 'a' + 10);
     }
-    fx_stmt_bind_int(st, 1, (int64_t)hi);
-    fx_stmt_bind_int(st, 2, (int64_t)lo);
+    w[0] = (int64_t)hi;
+    w[1] = (int64_t)lo;
+}
+
+/* Insert a key into `seen`: 1 = new, 0 = already there, < 0 error. */
+static int seen_insert_words(struct job *j, const int64_t w[2], struct fx_err *err)
+{
+    struct fx_stmt *st;
+    int rc = prep(j->ig, "INSERT INTO seen(hi,lo) VALUES(?,?) ON CONFLICT DO NOTHING", &st, err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_int(st, 1, w[0]);
+    fx_stmt_bind_int(st, 2, w[1]);
     rc = fx_stmt_step(st);
     fx_stmt_reset(st);
     if (rc < 0)
         return fx_err_set(err, rc, "cannot record dedupe key: %s", fx_store_errmsg(j->ig->db));
     return fx_store_changes(j->ig->db) > 0 ? 1 : 0;
+}
+
+static int seen_insert(struct job *j, const char *key, struct fx_err *err)
+{
+    int64_t w[2];
+    key_words(key, w);
+    return seen_insert_words(j, w, err);
+}
+
+static int cmp_words(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    if (x[0] != y[0])
+        return x[0] < y[0] ? -1 : 1;
+    return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+/* Write the deferred repeat keys, in index order; call before each commit. */
+static int flush_later(struct job *j, struct fx_err *err)
+{
+    qsort(j->later, j->nlater, sizeof(*j->later), cmp_words);
+    for (size_t i = 0; i < j->nlater; i++) {
+        int rc = seen_insert_words(j, j->later[i], err);
+        if (rc < 0)
+            return rc;
+    }
+    j->nlater = 0;
+    return 0;
 }
 
 static void chunk_begin(struct job *j)
@@ -403,13 +442,19 @@ static int handle_row(struct job *j, const struct fx_record *rec, struct fx_row 
                             "warning", err)))
             return rc;
     }
-    if (memcmp(key, content, 64) != 0) {
-        /* the repeat key (content without the time): recorded for every row so
+    if (memcmp(key, content, 64) != 0 && by_content) {
+        /* the repeat key (content without the time) of a timed row: recorded so
          * a later file without data_hora can be matched against it */
+        if (j->nlater == j->caplater) {
+            j->caplater = j->caplater ? j->caplater * 2 : 4096;
+            j->later = fx_realloc(j->later, j->caplater * sizeof(*j->later));
+        }
+        key_words(content, j->later[j->nlater++]);
+    } else if (memcmp(key, content, 64) != 0) {
         rc = seen_insert(j, content, err);
         if (rc < 0)
             return rc;
-        if (rc == 0 && !by_content) {
+        if (rc == 0) {
             r->possible_dup++;
             if ((rc = add_issue(j, rec->row, 0, "", "", "possible_duplicate",
                                 "same content as an earlier row; kept because the file has no "
@@ -570,8 +615,8 @@ int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
             goto out;
         if (res->received >= next_commit && j.chunk_rows == 0) {
             /* at a chunk boundary: let this part flow while the rest is read */
-            if ((rc = save_counts(&j, "receiving", err)) || (rc = fx_store_commit(ig->db)) ||
-                (rc = fx_store_begin(ig->db))) {
+            if ((rc = flush_later(&j, err)) || (rc = save_counts(&j, "receiving", err)) ||
+                (rc = fx_store_commit(ig->db)) || (rc = fx_store_begin(ig->db))) {
                 in_tx = rc == 0;
                 fx_err_set(err, rc, "cannot commit part of the batch: %s", fx_store_errmsg(ig->db));
                 goto out;
@@ -593,7 +638,8 @@ int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
         rc = fx_err_set(err, FX_EEMPTY, "header only: the file has no data rows");
         goto refused;
     }
-    if ((rc = chunk_flush(&j, err)) || (rc = save_counts(&j, "queued", err)))
+    if ((rc = chunk_flush(&j, err)) || (rc = flush_later(&j, err)) ||
+        (rc = save_counts(&j, "queued", err)))
         goto out;
     if ((rc = fx_store_commit(ig->db)) != 0) {
         fx_err_set(err, rc, "cannot commit batch: %s", fx_store_errmsg(ig->db));
@@ -642,5 +688,6 @@ out:
     fx_reader_free(rd);
     fx_buf_cleanup(&j.chunk);
     free(j.raw_fields);
+    free(j.later);
     return rc;
 }
