@@ -448,6 +448,30 @@ static void test_samples(void **state)
     free(s);
 }
 
+/* The sample workbooks saved as legacy .xls by LibreOffice (tests/data/xlsx/
+ * vendas_*.xls, made once with `soffice --headless --convert-to xls`) read
+ * exactly as the .xlsx originals through the XLS backend (libfreexl). */
+static void test_xls_matches_xlsx(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"vendas_20250727_185237", "vendas_20250727_200024"};
+    for (size_t i = 0; i < 2; i++) {
+        char *xname = fx_asprintf("%s.xlsx", names[i]);
+        char *lname = fx_asprintf("xlsx/%s.xls", names[i]);
+        char *xp = tu_data_path(xname), *lp = tu_data_path(lname);
+        char *a = dump_opts(xp, NULL, NULL), *b = dump_opts(lp, NULL, NULL);
+        if (strcmp(a, b) != 0)
+            fprintf(stderr, "--- xlsx\n%s\n--- xls\n%s\n", a, b);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+        free(xp);
+        free(lp);
+        free(xname);
+        free(lname);
+    }
+}
+
 static void test_dispatch_csv_still_csv(void **state)
 {
     (void)state;
@@ -466,13 +490,21 @@ static void test_dispatch_csv_still_csv(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_format_double),   cmocka_unit_test(test_serial_and_formats),
-        cmocka_unit_test(test_basic),           cmocka_unit_test(test_handmade),
-        cmocka_unit_test(test_date1904),        cmocka_unit_test(test_sheets),
-        cmocka_unit_test(test_huge_cell),       cmocka_unit_test(test_row_limits),
-        cmocka_unit_test(test_workbook_limits), cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_block_sizes),     cmocka_unit_test(test_xlsxwriter_roundtrip),
-        cmocka_unit_test(test_samples),         cmocka_unit_test(test_dispatch_csv_still_csv),
+        cmocka_unit_test(test_format_double),
+        cmocka_unit_test(test_serial_and_formats),
+        cmocka_unit_test(test_basic),
+        cmocka_unit_test(test_handmade),
+        cmocka_unit_test(test_date1904),
+        cmocka_unit_test(test_sheets),
+        cmocka_unit_test(test_huge_cell),
+        cmocka_unit_test(test_row_limits),
+        cmocka_unit_test(test_workbook_limits),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_block_sizes),
+        cmocka_unit_test(test_xlsxwriter_roundtrip),
+        cmocka_unit_test(test_samples),
+        cmocka_unit_test(test_xls_matches_xlsx),
+        cmocka_unit_test(test_dispatch_csv_still_csv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
