@@ -211,6 +211,8 @@ static int cmp_words(const void *a, const void *b)
 /* Write the deferred repeat keys, in index order; call before each commit. */
 static int flush_later(struct job *j, struct fx_err *err)
 {
+    if (j->nlater == 0)
+        return 0;
     qsort(j->later, j->nlater, sizeof(*j->later), cmp_words);
     for (size_t i = 0; i < j->nlater; i++) {
         int rc = seen_insert_words(j, j->later[i], err);
