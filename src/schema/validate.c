@@ -161,6 +161,23 @@ static inline unsigned char ascii_case(unsigned char c, unsigned rules)
     return c;
 }
 
+/* 1 when collapse_spaces would change s: a run of spaces, another white-space
+ * character or a no-break space (U+00A0). The common single-spaced text is
+ * then used as it is, without a copy. */
+static int needs_collapse(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (c > ' ' && c != 0xC2)
+            continue;
+        if (c == ' ' ? (i + 1 < n && p[i + 1] == ' ')
+                     : (c == 0xC2 ? (i + 1 < n && p[i + 1] == 0xA0) : is_ws(c)))
+            return 1;
+    }
+    return 0;
+}
+
 /* Apply collapse_spaces / upper / lower / strip_accents; output is never longer than input. */
 static char *clean_text(struct bump *a, const char *s, size_t n, unsigned rules, size_t *outlen)
 {
@@ -752,7 +769,10 @@ static int field_value(const struct fx__field *f, struct fx_value *v, const char
     char *o;
     switch (f->type) {
     case FX_T_STRING:
-        if (f->clean) {
+        if (f->clean == FX__CLEAN_COLLAPSE && !needs_collapse(v->raw, v->raw_len)) {
+            v->s = v->raw; /* nothing to collapse: the (trimmed) copy serves */
+            v->len = v->raw_len;
+        } else if (f->clean) {
             v->s = clean_text(a, v->raw, v->raw_len, f->clean, &v->len);
         } else {
             v->s = v->raw;
