@@ -34,6 +34,19 @@ for _ in $(seq 1 300); do
 done
 report=$(ls "$inbox"/processed/*vendas_sem_data.csv.report.json 2>/dev/null | tail -1 || true)
 [ -n "$report" ] && echo "   report: $report" && grep -E '"(rows|batch_id)"' "$report" | sed 's/^/   /'
+
+echo "== dropping the real sales spreadsheets (tests/data/vendas_*.xlsx) into $inbox"
+for f in tests/data/vendas_20250727_185237.xlsx tests/data/vendas_20250727_200024.xlsx; do
+  [ -f "$f" ] || continue
+  cp "$f" "$inbox/.$(basename "$f").tmp" && mv "$inbox/.$(basename "$f").tmp" "$inbox/$(basename "$f")"
+  for _ in $(seq 1 100); do
+    ls "$inbox"/processed/*"$(basename "$f")".report.json >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+done
+for r in "$inbox"/processed/*.xlsx.report.json; do
+  [ -f "$r" ] && echo "   $(basename "$r"): $(grep -o '"accepted": [0-9]*, "rejected": [0-9]*, "duplicate": [0-9]*, "warnings": [0-9]*, "possible_duplicates": [0-9]*' "$r")"
+done
 sleep 1
 
 count() { "$bin" status --json "$1" 2>/dev/null; }
@@ -51,7 +64,7 @@ Fluxo is running (pid $serve) on $data:
    $data/ingest.db        batches, staged chunks, outbox, rejected rows and warnings
    $data/distribution.db  normalized tables: clientes, enderecos, produtos, compras
    $data/bus.db           embedded durable queue (processed_data, distribution.applied)
-   $inbox           drop CSV files here; see processed/ and failed/ for reports
+   $inbox           drop CSV, XLSX or XLS files here; see processed/ and failed/ for reports
 Try:  build/fluxo status <batch id>    build/fluxo import FILE    build/fluxo --help
 MSG
 if [ "${FLUXO_RUN_EXIT:-0}" = 1 ]; then exit 0; fi
