@@ -55,19 +55,52 @@ static int print_issue(void *ud, long row, int column, const char *field, const 
     return 0;
 }
 
+static int list_row(void *ud, const struct fx_batch_status *st)
+{
+    (void)ud;
+    const char *name = strrchr(st->source, '/');
+    name = name ? name + 1 : st->source;
+    printf("%-36s  %-19.19s  %-9s  %9llu %9llu %8llu %9llu %9llu  %s\n", st->id, st->created_at,
+           st->state, (unsigned long long)st->received, (unsigned long long)st->accepted,
+           (unsigned long long)st->rejected, (unsigned long long)st->duplicate,
+           (unsigned long long)st->applied, name);
+    return 0;
+}
+
+/* fluxo status without an id: the most recent batches, one line each. */
+static int list_batches(struct cli *cli, long limit)
+{
+    struct fx_err err;
+    fx_err_clear(&err);
+    struct fx_ingest *ig = NULL;
+    if (fx_ingest_open(&cli->rt, &ig, &err) != 0) {
+        cli_print_err("ingest", &err);
+        return 1;
+    }
+    printf("%-36s  %-19s  %-9s  %9s %9s %8s %9s %9s  %s\n", "batch", "created (UTC)", "state",
+           "received", "accepted", "rejected", "duplicate", "applied", "source");
+    int rc = fx_ingest_list(ig, limit > 0 ? (size_t)limit : 20, list_row, NULL);
+    fx_ingest_close(ig);
+    return rc ? 1 : 0;
+}
+
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
     const char *id = NULL;
     int json = 0;
-    long limit = 50;
+    long limit = 50, last = 20;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: fluxo status [--json] [--errors N] BATCH_ID\n\n"
+            printf("usage: fluxo status [--json] [--errors N] BATCH_ID\n"
+                   "       fluxo status [--last N]\n\n"
                    "Shows a batch: counts per state (received, rejected, duplicate, queued,\n"
-                   "applied), progress and up to N issues (default 50, 0 = all).\n");
+                   "applied), progress and up to N issues (default 50, 0 = all). Without a\n"
+                   "batch id, lists the last N batches (default 20), newest first.\n");
             return 0;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
+        } else if (strcmp(argv[i], "--last") == 0 && i + 1 < argc) {
+            last = strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--errors") == 0 && i + 1 < argc) {
             limit = strtol(argv[++i], NULL, 10);
         } else if (argv[i][0] == '-') {
@@ -77,12 +110,10 @@ int cmd_status(struct cli *cli, int argc, char **argv)
             id = argv[i];
         }
     }
-    if (!id) {
-        fprintf(stderr, "usage: fluxo status [--json] [--errors N] BATCH_ID\n");
-        return 2;
-    }
     if (cli_load_runtime(cli))
         return 1;
+    if (!id)
+        return list_batches(cli, last);
     struct fx_err err;
     fx_err_clear(&err);
     struct fx_ingest *ig = NULL;

@@ -95,6 +95,11 @@ struct fx_batch_status {
 /* Status of a batch; FX_ENOTFOUND when unknown. */
 int fx_ingest_status(struct fx_ingest *ig, const char *batch_id, struct fx_batch_status *st);
 
+/* Most recent batches first: calls cb with each one's status (at most limit);
+ * cb returns non-zero to stop. */
+typedef int (*fx_batch_cb)(void *ud, const struct fx_batch_status *st);
+int fx_ingest_list(struct fx_ingest *ig, size_t limit, fx_batch_cb cb, void *ud);
+
 /* Issues of a batch (errors then warnings), in row order; cb returns non-zero to stop. */
 typedef int (*fx_issue_cb)(void *ud, long row, int column, const char *field, const char *value,
                            const char *rule, const char *reason, const char *severity);

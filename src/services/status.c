@@ -4,6 +4,7 @@
 #include "ingest_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void copy_col(struct fx_stmt *st, int col, char *dst, size_t cap)
@@ -103,4 +104,30 @@ int fx_ingest_issues(struct fx_ingest *ig, const char *batch_id, size_t limit, f
     }
     fx_stmt_reset(st);
     return rc < 0 ? rc : 0;
+}
+
+int fx_ingest_list(struct fx_ingest *ig, size_t limit, fx_batch_cb cb, void *ud)
+{
+    struct fx_stmt *st;
+    struct fx_err err;
+    int rc = fx_store_prepare(
+        ig->db, "SELECT id FROM batches ORDER BY created_at DESC, id DESC LIMIT ?", &st, &err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_int(st, 1, limit ? (int64_t)limit : -1);
+    /* ids first: the status queries use statements of their own */
+    char(*ids)[37] = fx_calloc(limit ? limit : 1, 37);
+    size_t n = 0;
+    while (n < (limit ? limit : 1) && (rc = fx_stmt_step(st)) == FX_STORE_ROW)
+        copy_col(st, 0, ids[n++], 37);
+    fx_stmt_reset(st);
+    if (rc >= 0)
+        rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct fx_batch_status bs;
+        if ((rc = fx_ingest_status(ig, ids[i], &bs)) == 0 && cb(ud, &bs))
+            break;
+    }
+    free(ids);
+    return rc;
 }

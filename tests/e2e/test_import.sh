@@ -54,4 +54,8 @@ expect_eq "no duplicated purchase" 0 \
   "$(sql distribution 'SELECT count(*) FROM (SELECT dedupe_id FROM compras GROUP BY dedupe_id HAVING count(*) > 1)')"
 expect_eq "no duplicated document" 0 \
   "$(sql distribution 'SELECT count(*) FROM (SELECT cpf_cnpj FROM clientes WHERE cpf_cnpj IS NOT NULL GROUP BY cpf_cnpj HAVING count(*) > 1)')"
+# the batch list: newest first, one line each
+fluxo status >"$T/list.txt"
+expect_eq "batches listed" 3 "$(($(wc -l <"$T/list.txt") - 1))"
+expect_eq "newest first" "$b3" "$(sed -n 2p "$T/list.txt" | cut -d' ' -f1)"
 echo "all import checks passed"
