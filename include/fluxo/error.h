@@ -75,8 +75,8 @@ int fx_err_set(struct fx_err *err, int code, const char *fmt, ...)
 
 /* Clear err, then set code, source, row and a printf-style reason; returns
  * code. err may be NULL. */
-int fx_err_set_at(struct fx_err *err, int code, const char *source, long row, const char *fmt,
-                  ...) __attribute__((format(printf, 5, 6)));
+int fx_err_set_at(struct fx_err *err, int code, const char *source, long row, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 int fx_err_vset_at(struct fx_err *err, int code, const char *source, long row, const char *fmt,
                    va_list ap) __attribute__((format(printf, 5, 0)));
 

@@ -67,8 +67,7 @@ int fx_err_vset_at(struct fx_err *err, int code, const char *source, long row, c
     return code;
 }
 
-int fx_err_set_at(struct fx_err *err, int code, const char *source, long row, const char *fmt,
-                  ...)
+int fx_err_set_at(struct fx_err *err, int code, const char *source, long row, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

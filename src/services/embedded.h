@@ -11,7 +11,8 @@ struct fx_embedded {
     size_t len;
 };
 
-/* the .yaml files of pipelines/ in the source tree, used when no pipelines directory is configured */
+/* the .yaml files of pipelines/ in the source tree, used when no pipelines directory is configured
+ */
 extern const struct fx_embedded fx_embedded_pipelines[];
 
 #endif
