@@ -677,7 +677,7 @@ static int publish_applied(struct fx_distribution *d, const struct fx_delivery *
 struct item {
     struct fx_delivery *m;
     struct fx_chunk chunk;
-    int decoded, skipped;
+    int skipped;
     char why[512];
 };
 
@@ -881,7 +881,6 @@ int fx_distribution_once(struct fx_distribution *d, int timeout_ms, struct fx_er
             it->m = NULL;
             continue;
         }
-        it->decoded = 1;
         free(m->data); /* decoded into the chunk: halve what a batch holds */
         m->data = NULL;
         m->data_len = 0;
