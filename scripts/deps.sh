@@ -7,10 +7,11 @@ set -euo pipefail
 
 want=${1:-test}
 build_pkgs=(gcc make cmake pkg-config libsqlite3-dev libfyaml-dev libjansson-dev libsodium-dev
-            libcmocka-dev libzip-dev libexpat1-dev libxlsxwriter-dev libfreexl-dev)
-test_pkgs=(sqlite3 procps python3 python3-openpyxl)
+            libcmocka-dev libzip-dev libexpat1-dev libxlsxwriter-dev libfreexl-dev
+            libmicrohttpd-dev libjwt-dev)
+test_pkgs=(sqlite3 procps python3 python3-openpyxl curl)
 fuzz_pkgs=(clang libclang-rt-14-dev)
-bench_pkgs=(sqlite3 time python3 python3-pandas python3-openpyxl)
+bench_pkgs=(sqlite3 time python3 python3-pandas python3-openpyxl wrk)
 
 pkgs=("${build_pkgs[@]}")
 case "$want" in
@@ -28,6 +29,11 @@ for p in "${pkgs[@]}"; do
     missing+=("$p")
   fi
 done
+# npm fetches the pinned front-end assets (Swagger UI) at build time; a
+# node installed some other way (with its own npm) is fine too
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""
