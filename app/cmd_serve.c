@@ -2,6 +2,8 @@
 /* fluxo serve | run SERVICE | migrate: long-running services and schema set-up. */
 #include "cli.h"
 
+#include "fluxo/bus.h"
+#include "fluxo/http.h"
 #include "fluxo/log.h"
 #include "fluxo/util.h"
 
@@ -30,6 +32,30 @@ static int load_and_migrate(struct cli *cli)
     return 0;
 }
 
+/* Publish what is left in the outbox before exiting (bounded wait). */
+static void flush_outbox(struct fx_runtime *rt)
+{
+    struct fx_err err;
+    fx_err_clear(&err);
+    struct fx_ingest *ig = NULL;
+    struct fx_bus *bus = NULL;
+    if (fx_ingest_open(rt, &ig, &err) || fx_bus_open(rt->bus_url, &bus, &err)) {
+        fx_log_warn("fluxo", "cannot flush the outbox: %s", err.reason);
+        goto out;
+    }
+    int64_t deadline = fx_mono_ms() + 10000;
+    int n, total = 0;
+    while ((n = fx_relay_once(ig, bus, &err)) > 0 && fx_mono_ms() < deadline)
+        total += n;
+    if (n < 0)
+        fx_log_warn("fluxo", "outbox flush stopped: %s", err.reason);
+    else if (total)
+        fx_log_info("fluxo", "published %d outbox chunks before exiting", total);
+out:
+    fx_bus_close(bus);
+    fx_ingest_close(ig);
+}
+
 static int run_until_signal(struct cli *cli, unsigned mask, const char *what)
 {
     if (load_and_migrate(cli))
@@ -38,8 +64,16 @@ static int run_until_signal(struct cli *cli, unsigned mask, const char *what)
     fx_err_clear(&err);
     cli_on_signals(&cli->rt.stop);
     struct fx_services *svc = NULL;
+    struct fx_http *http = NULL;
+    const char *addr = fx_config_str(cli->cfg, "http_addr");
+    int want_http = addr && *addr && strcmp(addr, "off") != 0;
+    if ((mask & FX_SVC_RELAY) && want_http && fx_http_start(&cli->rt, &http, &err) != 0) {
+        cli_print_err("http", &err);
+        return 1;
+    }
     if (fx_services_start(&cli->rt, mask, &svc, &err) != 0) {
         cli_print_err(what, &err);
+        fx_http_stop(http, 0);
         return 1;
     }
     fx_log_info("fluxo", "%s running on %s (store %s, bus %s%s%s); Ctrl-C or SIGTERM stops", what,
@@ -49,7 +83,11 @@ static int run_until_signal(struct cli *cli, unsigned mask, const char *what)
     while (!cli->rt.stop)
         fx_sleep_ms(100);
     fx_log_info("fluxo", "stopping: finishing in-flight work");
+    /* the API first: in-flight requests finish and their rows are committed */
+    fx_http_stop(http, 30000);
     fx_services_stop(svc);
+    if (mask & FX_SVC_RELAY)
+        flush_outbox(&cli->rt);
     fx_log_info("fluxo", "stopped");
     return 0;
 }
@@ -57,9 +95,9 @@ static int run_until_signal(struct cli *cli, unsigned mask, const char *what)
 int cmd_serve(struct cli *cli, int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
-        printf("usage: fluxo serve\n\nRuns ingest (watched folder, relay, applied-status "
-               "consumer) and distribution\n(distribution.workers threads) in one process "
-               "until SIGINT/SIGTERM.\n\n%s",
+        printf("usage: fluxo serve\n\nRuns the HTTP API (on http_addr), ingest (watched folder, "
+               "relay, applied-status\nconsumer) and distribution (distribution.workers "
+               "threads) in one process until\nSIGINT/SIGTERM.\n\n%s",
                CLI_GLOBAL_HELP);
         return 0;
     }
@@ -76,7 +114,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
         FILE *out = argc == 2 ? stdout : stderr;
         fprintf(out,
                 "usage: fluxo run SERVICE\n\nservices:\n"
-                "  ingest        watched folder, outbox relay, batch status updates\n"
+                "  ingest        HTTP API, watched folder, outbox relay, batch status updates\n"
                 "  distribution  applies processed_data chunks to the normalized tables\n"
                 "Several processes may share one data dir; they talk only through the bus.\n\n%s",
                 CLI_GLOBAL_HELP);

@@ -31,6 +31,9 @@ static const struct command commands[] = {
     {"config", "validate | show the configuration, or list the keys (--help)", cmd_config},
     {"generate", "write deterministic Brazilian sales rows (vendas layout)", cmd_generate},
     {"export", "write a normalized table (clientes, compras...) as CSV or XLSX", cmd_export},
+    {"user", "add an API user (OAuth2 password grant): user add NAME", cmd_user},
+    {"client", "add an API client and print its secret: client add ID", cmd_client},
+    {"token", "print a signed API token for a subject (scripts, tests)", cmd_token},
     {NULL, NULL, NULL},
 };
 

@@ -33,7 +33,8 @@
     X(ECONFIG, -16, "invalid configuration")                                                       \
     X(ECONSTRAINT, -17, "constraint violated")                                                     \
     X(EEMPTY, -18, "empty input")                                                                  \
-    X(ECLOSED, -19, "closed")
+    X(ECLOSED, -19, "closed")                                                                      \
+    X(EAUTH, -20, "not authorized")
 
 enum {
     FX_OK = 0,

@@ -24,6 +24,7 @@
 
 #include "fluxo/config.h"
 #include "fluxo/error.h"
+#include "fluxo/reader.h"
 #include "fluxo/schema.h"
 
 #include <stdint.h>
@@ -105,6 +106,83 @@ typedef int (*fx_issue_cb)(void *ud, long row, int column, const char *field, co
                            const char *rule, const char *reason, const char *severity);
 int fx_ingest_issues(struct fx_ingest *ig, const char *batch_id, size_t limit, fx_issue_cb cb,
                      void *ud);
+
+/* ---- API ingest: records pushed over HTTP ----
+ *
+ * An HTTP request's records are validated on the request's own thread
+ * (fx_api_req_add), then handed to the API writer, a single thread with its
+ * own connection that commits the rows of every request waiting in one
+ * transaction (group commit: a few hundred requests share one write) and
+ * answers each request after the commit. Rows of the API join the pipeline's
+ * open "API batch" (source "api"), which is closed after api batch rows or
+ * one minute; each request keeps its own correlation id, counts and issues
+ * (GET /api/v1/status/{correlation_id}). */
+
+struct fx_api_req;
+
+struct fx_api_issue {
+    long record; /* 1-based record of the request */
+    long line;   /* line in the body (0 = n/a) */
+    int column;  /* 1-based column, 0 = the record as a whole */
+    int severity; /* FX_ISSUE_ERROR / FX_ISSUE_WARN */
+    int row_ix;  /* warnings: index of the accepted row they belong to; errors: -1 */
+    char field[64], value[128], rule[32], reason[256];
+};
+
+struct fx_api_counts {
+    char batch_id[37], correlation_id[37], pipeline[64], created_at[32], state[16];
+    uint64_t received, accepted, rejected, duplicate, warnings, possible_dup;
+    uint64_t queued, published, applied; /* rows of the request's batch by staging state */
+};
+
+/* New request for pipeline p. correlation_id (a UUID, unique: it keys the request) and
+ * traceparent may be NULL: new ones are made. own_trace: the trace came from the client, so
+ * the request's rows get chunks of their own and their CloudEvents carry its ids. */
+struct fx_api_req *fx_api_req_new(const struct fx_pipeline *p, const char *correlation_id,
+                                  const char *traceparent, int own_trace);
+void fx_api_req_free(struct fx_api_req *r);
+const char *fx_api_req_correlation(const struct fx_api_req *r);
+const char *fx_api_req_traceparent(const struct fx_api_req *r);
+/* The request carries an Idempotency-Key: a second request with the same key and body hash
+ * gets the first one's result; with another body, a conflict. */
+void fx_api_req_set_idempotency(struct fx_api_req *r, const char *key, const char body_hash[65]);
+/* Validate one record (names[i] -> cells[i]); rejected records become issues. record: 1-based
+ * index in the body, line: line where it starts (0 = n/a). Returns 0 or < 0 (out of memory). */
+int fx_api_req_add(struct fx_api_req *r, const char *const *names, const struct fx_cell *cells,
+                   size_t n, long record, long line);
+/* A record that could not even be parsed (bad JSON line): rejected with this reason. */
+void fx_api_req_reject(struct fx_api_req *r, long record, long line, const char *rule,
+                       const char *reason);
+size_t fx_api_req_issues(const struct fx_api_req *r, const struct fx_api_issue **out);
+/* Counts after the writer handled it (ids, received, accepted, rejected, duplicate...). */
+const struct fx_api_counts *fx_api_req_result(const struct fx_api_req *r);
+/* After the writer: 1 = this was a replay of an earlier request with the same key (result
+ * holds the earlier one's counts and ids); 2 = same key, different body. */
+int fx_api_req_replay(const struct fx_api_req *r);
+uint64_t fx_api_req_rows(const struct fx_api_req *r); /* records added so far */
+
+struct fx_api_writer;
+int fx_api_writer_start(struct fx_runtime *rt, struct fx_api_writer **out, struct fx_err *err);
+/* Commit what is queued, close the open API batches, stop the thread. */
+void fx_api_writer_stop(struct fx_api_writer *w);
+/* Called on the writer thread once the request is committed (rc 0) or failed (rc < 0, err). */
+typedef void (*fx_api_done_cb)(void *ud, struct fx_api_req *r, int rc, const struct fx_err *err);
+/* Hand r over (the caller keeps ownership but must not touch r until done is called). */
+int fx_api_writer_submit(struct fx_api_writer *w, struct fx_api_req *r, fx_api_done_cb done,
+                         void *ud);
+/* Rows accepted and not yet applied, plus rows waiting for the writer (refreshed a few times
+ * a second): the backpressure signal. */
+int64_t fx_api_writer_backlog(const struct fx_api_writer *w);
+/* Rows waiting in the outbox for the relay (refreshed with the backlog). */
+int64_t fx_api_writer_outbox(const struct fx_api_writer *w);
+
+/* Counts and state of an API request by correlation id (FX_ENOTFOUND when unknown).
+ * Also answers for a file batch's correlation id. */
+int fx_ingest_request_status(struct fx_ingest *ig, const char *correlation_id,
+                             struct fx_api_counts *out);
+/* Issues of an API request (cb as fx_ingest_issues; row = record number). */
+int fx_ingest_request_issues(struct fx_ingest *ig, const char *correlation_id, size_t limit,
+                             fx_issue_cb cb, void *ud);
 
 /* ---- relay ---- */
 

@@ -10,6 +10,7 @@
 int64_t fx_now_ms(void);
 /* Monotonic milliseconds, for deadlines and rates. */
 int64_t fx_mono_ms(void);
+int64_t fx_mono_us(void);
 /* Sleep for ms milliseconds (restarts on EINTR). */
 void fx_sleep_ms(int ms);
 

@@ -69,7 +69,7 @@ const struct fx_config_key fx_config_keys[] = {
      .help = "how long a claimed delivery is leased to one worker"},
 
     {.name = "http_addr", .type = FX_CFG_STRING, .def = "127.0.0.1:8001",
-     .help = "listen address of the HTTP API (host:port; empty: no HTTP server)"},
+     .help = "listen address of the HTTP API (host:port; off: no HTTP server)"},
     {.name = "http.threads", .type = FX_CFG_INT, .def = "0", .min = 0, .max = 256,
      .help = "HTTP event-loop threads (0: one per core)"},
     {.name = "http.max_connections", .type = FX_CFG_INT, .def = "1024", .min = 1, .max = 100000,

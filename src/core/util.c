@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,45 @@ int64_t fx_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t fx_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Random bytes for ids come from a small per-thread pool refilled by one
+ * getrandom call (libsodium): ids are made per request, and a system call
+ * for each of them showed in profiles. A fork starts the child's pool anew
+ * so parent and child never hand out the same bytes. */
+static _Atomic unsigned pool_generation;
+static void pool_atfork_child(void) { pool_generation++; }
+static void ensure_atfork(void) { pthread_atfork(NULL, NULL, pool_atfork_child); }
+
+static void id_random(unsigned char *out, size_t n)
+{
+    static __thread unsigned char pool[256];
+    static __thread size_t left;
+    static __thread unsigned gen;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, ensure_atfork);
+    if (gen != pool_generation) {
+        left = 0;
+        gen = pool_generation;
+    }
+    if (n > sizeof(pool)) {
+        randombytes_buf(out, n);
+        return;
+    }
+    if (left < n) {
+        randombytes_buf(pool, sizeof(pool));
+        left = sizeof(pool);
+    }
+    memcpy(out, pool + sizeof(pool) - left, n);
+    sodium_memzero(pool + sizeof(pool) - left, n);
+    left -= n;
 }
 
 int64_t fx_mono_ms(void)
@@ -64,7 +105,7 @@ void fx_uuid7(char out[37])
     ensure_sodium();
     unsigned char b[16];
     uint64_t ms = (uint64_t)fx_now_ms();
-    randombytes_buf(b + 6, 10);
+    id_random(b + 6, 10);
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
     b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
@@ -78,7 +119,7 @@ void fx_traceparent_new(char out[56])
 {
     ensure_sodium();
     unsigned char b[24];
-    randombytes_buf(b, sizeof(b));
+    id_random(b, sizeof(b));
     char h[49];
     hex(b, 24, h);
     snprintf(out, 56, "00-%.32s-%.16s-01", h, h + 32);

@@ -15,19 +15,28 @@
 
 /*
  * Bytes inflated and handed to the XML parser at a time: FX__XLSX_BLOCK_MAX
- * by default; 0 or values above it mean FX__XLSX_BLOCK_MAX. Read when a
- * reader is opened; tests set it before fx_xlsx_reader_open (not
- * thread-safe).
+ * by default; 0 or values above it mean FX__XLSX_BLOCK_MAX. A sheet larger
+ * than four blocks is parsed in chunks of about one block on two threads, so
+ * small blocks make small sheets take that path too. Read when a reader is
+ * opened; tests set it before fx_xlsx_reader_open (not thread-safe).
  */
 extern size_t fx__xlsx_block_size;
 
-/* Workbook-wide limits of the XLSX reader (fatal when exceeded). */
+/*
+ * Workbook-wide limits of the XLSX reader (fatal when exceeded), and the
+ * memory budget of the shared-string table: its text stays in memory up to
+ * sst_mem bytes; past that it moves to an unlinked temporary file
+ * ($TMPDIR, else /tmp) read through a mapping of which at most about sst_mem
+ * bytes stay resident. Each shared string also costs 4 bytes of memory (its
+ * offset), so max_sst_count bounds that part (16M strings: 64 MiB).
+ */
 struct fx__xlsx_limits {
     unsigned long long max_total; /* uncompressed bytes of all parts read (1 GiB) */
     unsigned max_ratio;           /* uncompressed:compressed per entry (200) ... */
     unsigned long long ratio_min; /* ... checked above this many bytes (1 MiB) */
-    size_t max_sst_count;         /* shared strings (1M) */
-    size_t max_sst_bytes;         /* shared-string text (256 MiB) */
+    size_t max_sst_count;         /* shared strings (16M) */
+    size_t max_sst_bytes;         /* shared-string text, at most 4 GiB - 1 (1 GiB) */
+    size_t sst_mem;               /* shared-string text kept in memory (16 MiB) */
 };
 
 /* Current limits, read when a reader is opened; tests may lower them. */

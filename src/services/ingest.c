@@ -71,6 +71,20 @@ static const struct fx_migration ingest_migrations[] = {
      "CREATE TABLE seen (hi INTEGER NOT NULL, lo INTEGER NOT NULL, PRIMARY KEY (hi, lo))"
      " WITHOUT ROWID;",
      NULL, NULL},
+    {2, "API requests: per-request counts, idempotency keys; issues by request",
+     "ALTER TABLE issues ADD COLUMN correlation_id TEXT;"
+     "CREATE INDEX issues_request ON issues(correlation_id, row) WHERE correlation_id IS NOT NULL;"
+     "CREATE TABLE api_requests ("
+     " correlation_id TEXT PRIMARY KEY, batch_id TEXT NOT NULL REFERENCES batches(id),"
+     " pipeline TEXT NOT NULL, idem_key TEXT UNIQUE, body_hash TEXT, traceparent TEXT,"
+     " received INTEGER NOT NULL, accepted INTEGER NOT NULL, rejected INTEGER NOT NULL,"
+     " duplicate INTEGER NOT NULL, warnings INTEGER NOT NULL, possible_dup INTEGER NOT NULL,"
+     " created_at TEXT NOT NULL);"
+     "CREATE INDEX staging_unapplied ON staging(state) WHERE state <> 'applied';"
+     /* a chunk of one API request carries that request's ids into its CloudEvent */
+     "ALTER TABLE staging ADD COLUMN correlation_id TEXT;"
+     "ALTER TABLE staging ADD COLUMN traceparent TEXT;",
+     NULL, NULL},
 };
 
 void fx__now_iso(char out[32])
@@ -165,7 +179,7 @@ static int add_issue(struct job *j, long row, int col, const char *field, const 
 }
 
 /* 128 of the key's 256 bits are plenty to tell rows apart. */
-static void key_words(const char *key, int64_t w[2])
+void fx__key_words(const char *key, int64_t w[2])
 {
     uint64_t hi = 0, lo = 0;
     for (int i = 0; i < 16; i++) {
@@ -196,7 +210,7 @@ static int seen_insert_words(struct job *j, const int64_t w[2], struct fx_err *e
 static int seen_insert(struct job *j, const char *key, struct fx_err *err)
 {
     int64_t w[2];
-    key_words(key, w);
+    fx__key_words(key, w);
     return seen_insert_words(j, w, err);
 }
 
@@ -223,90 +237,126 @@ static int flush_later(struct job *j, struct fx_err *err)
     return 0;
 }
 
-static void chunk_begin(struct job *j)
+void fx__chunk_begin(struct fx_buf *b, const char *batch_id, const struct fx_pipeline *p,
+                     uint64_t seq, const int *raw, size_t nraw)
 {
-    struct fx_buf *b = &j->chunk;
     fx_buf_reset(b);
-    fx_buf_printf(b, "{\"batch\":\"%s\",\"pipeline\":", j->res->batch_id);
-    const char *pn = fx_pipeline_name(j->p);
+    fx_buf_printf(b, "{\"batch\":\"%s\",\"pipeline\":", batch_id);
+    const char *pn = fx_pipeline_name(p);
     fx_buf_json_str(b, pn, strlen(pn));
-    fx_buf_printf(b, ",\"chunk\":%llu,\"fields\":[", (unsigned long long)j->chunk_seq);
-    size_t nf = fx_pipeline_nfields(j->p);
+    fx_buf_printf(b, ",\"chunk\":%llu,\"fields\":[", (unsigned long long)seq);
+    size_t nf = fx_pipeline_nfields(p);
     for (size_t i = 0; i < nf; i++) {
-        const char *fn = fx_pipeline_field_name(j->p, i);
+        const char *fn = fx_pipeline_field_name(p, i);
         if (i)
             fx_buf_putc(b, ',');
         fx_buf_json_str(b, fn, strlen(fn));
     }
     fx_buf_puts(b, "],\"raw\":[");
-    for (size_t i = 0; i < j->nraw; i++)
-        fx_buf_printf(b, "%s%d", i ? "," : "", j->raw_fields[i]);
+    for (size_t i = 0; i < nraw; i++)
+        fx_buf_printf(b, "%s%d", i ? "," : "", raw[i]);
     fx_buf_puts(b, "],\"rows\":[");
-    j->chunk_rows = 0;
 }
 
-static void chunk_add(struct job *j, const struct fx_row *row, const char *key)
+void fx__chunk_row(struct fx_buf *b, int first, const struct fx_pipeline *p,
+                   const struct fx_row *row, const char *key, const int *raw, size_t nraw)
 {
-    struct fx_buf *b = &j->chunk;
-    if (j->chunk_rows == 0)
-        j->first_row = row->src_row;
-    j->last_row = row->src_row;
-    fx_buf_printf(b, "%s[%ld,\"%.32s\"", j->chunk_rows ? "," : "", row->src_row, key);
+    fx_buf_printf(b, "%s[%ld,\"%.32s\"", first ? "" : ",", row->src_row, key);
     for (size_t i = 0; i < row->n; i++) {
         const struct fx_value *v = &row->v[i];
         if (!v->present)
             fx_buf_puts(b, ",null");
-        else if (fx_type_is_integer(fx_pipeline_field_type(j->p, i)))
+        else if (fx_type_is_integer(fx_pipeline_field_type(p, i)))
             fx_buf_printf(b, ",%lld", (long long)v->i);
         else {
             fx_buf_putc(b, ',');
             fx_buf_json_str(b, v->s, v->len);
         }
     }
-    for (size_t i = 0; i < j->nraw; i++) {
-        const struct fx_value *v = &row->v[j->raw_fields[i]];
+    for (size_t i = 0; i < nraw; i++) {
+        const struct fx_value *v = &row->v[raw[i]];
         fx_buf_putc(b, ',');
         fx_buf_json_str(b, v->raw ? v->raw : "", v->raw ? v->raw_len : 0);
     }
     fx_buf_putc(b, ']');
+}
+
+size_t fx__raw_fields(const struct fx_pipeline *p, int *out)
+{
+    const struct fx_plan *plan = fx_pipeline_plan(p);
+    size_t nf = fx_pipeline_nfields(p), n = 0;
+    for (size_t f = 0; f < nf; f++) {
+        int used = 0;
+        for (size_t t = 0; t < plan->ntables && !used; t++)
+            for (size_t c = 0; c < plan->tables[t].ncols; c++)
+                if (plan->tables[t].cols[c].kind == FX_SRC_RAW &&
+                    plan->tables[t].cols[c].a == (int)f)
+                    used = 1;
+        if (used)
+            out[n++] = (int)f;
+    }
+    return n;
+}
+
+static void chunk_begin(struct job *j)
+{
+    fx__chunk_begin(&j->chunk, j->res->batch_id, j->p, j->chunk_seq, j->raw_fields, j->nraw);
+    j->chunk_rows = 0;
+}
+
+static void chunk_add(struct job *j, const struct fx_row *row, const char *key)
+{
+    if (j->chunk_rows == 0)
+        j->first_row = row->src_row;
+    j->last_row = row->src_row;
+    fx__chunk_row(&j->chunk, j->chunk_rows == 0, j->p, row, key, j->raw_fields, j->nraw);
     j->chunk_rows++;
 }
 
-static int chunk_flush(struct job *j, struct fx_err *err)
+int fx__stage_chunk(struct fx_store *db, const char *batch_id, uint64_t seq, long first_row,
+                    long last_row, size_t nrows, const char *now, struct fx_buf *payload,
+                    const char *corr, const char *trace, struct fx_err *err)
 {
-    if (j->chunk_rows == 0)
-        return 0;
-    fx_buf_puts(&j->chunk, "]}");
+    fx_buf_puts(payload, "]}");
     char id[37];
     fx_uuid7(id);
     struct fx_stmt *st;
-    int rc = prep(j->ig,
-                  "INSERT INTO staging(id,batch_id,seq,first_row,last_row,nrows,"
-                  "state,created_at) VALUES(?,?,?,?,?,?,'pending',?)",
-                  &st, err);
+    int rc = fx_store_prepare(db,
+                              "INSERT INTO staging(id,batch_id,seq,first_row,last_row,nrows,"
+                              "state,created_at,correlation_id,traceparent)"
+                              " VALUES(?,?,?,?,?,?,'pending',?,?,?)",
+                              &st, err);
     if (rc)
         return rc;
     fx_stmt_bind_text(st, 1, id, 36);
-    fx_stmt_bind_text(st, 2, j->res->batch_id, 36);
-    fx_stmt_bind_int(st, 3, (int64_t)j->chunk_seq);
-    fx_stmt_bind_int(st, 4, j->first_row);
-    fx_stmt_bind_int(st, 5, j->last_row);
-    fx_stmt_bind_int(st, 6, (int64_t)j->chunk_rows);
-    fx_stmt_bind_text(st, 7, j->now, strlen(j->now));
+    fx_stmt_bind_text(st, 2, batch_id, 36);
+    fx_stmt_bind_int(st, 3, (int64_t)seq);
+    fx_stmt_bind_int(st, 4, first_row);
+    fx_stmt_bind_int(st, 5, last_row);
+    fx_stmt_bind_int(st, 6, (int64_t)nrows);
+    fx_stmt_bind_text(st, 7, now, strlen(now));
+    if (corr)
+        fx_stmt_bind_text(st, 8, corr, strlen(corr));
+    else
+        fx_stmt_bind_null(st, 8);
+    if (trace)
+        fx_stmt_bind_text(st, 9, trace, strlen(trace));
+    else
+        fx_stmt_bind_null(st, 9);
     rc = fx_stmt_step(st);
     fx_stmt_reset(st);
     if (rc < 0)
-        return fx_err_set(err, rc, "cannot stage chunk: %s", fx_store_errmsg(j->ig->db));
-    rc = prep(j->ig, "INSERT INTO staging_payload(id,payload) VALUES(?,?)", &st, err);
+        return fx_err_set(err, rc, "cannot stage chunk: %s", fx_store_errmsg(db));
+    rc = fx_store_prepare(db, "INSERT INTO staging_payload(id,payload) VALUES(?,?)", &st, err);
     if (rc)
         return rc;
     fx_stmt_bind_text(st, 1, id, 36);
-    fx_stmt_bind_text_ref(st, 2, j->chunk.data, j->chunk.len);
+    fx_stmt_bind_text_ref(st, 2, payload->data, payload->len);
     rc = fx_stmt_step(st);
     fx_stmt_reset(st);
     if (rc < 0)
-        return fx_err_set(err, rc, "cannot stage chunk: %s", fx_store_errmsg(j->ig->db));
-    rc = prep(j->ig, "INSERT INTO outbox(staging_id,routing_key) VALUES(?,?)", &st, err);
+        return fx_err_set(err, rc, "cannot stage chunk: %s", fx_store_errmsg(db));
+    rc = fx_store_prepare(db, "INSERT INTO outbox(staging_id,routing_key) VALUES(?,?)", &st, err);
     if (rc)
         return rc;
     fx_stmt_bind_text(st, 1, id, 36);
@@ -314,7 +364,18 @@ static int chunk_flush(struct job *j, struct fx_err *err)
     rc = fx_stmt_step(st);
     fx_stmt_reset(st);
     if (rc < 0)
-        return fx_err_set(err, rc, "cannot queue chunk: %s", fx_store_errmsg(j->ig->db));
+        return fx_err_set(err, rc, "cannot queue chunk: %s", fx_store_errmsg(db));
+    return 0;
+}
+
+static int chunk_flush(struct job *j, struct fx_err *err)
+{
+    if (j->chunk_rows == 0)
+        return 0;
+    int rc = fx__stage_chunk(j->ig->db, j->res->batch_id, j->chunk_seq, j->first_row, j->last_row,
+                             j->chunk_rows, j->now, &j->chunk, NULL, NULL, err);
+    if (rc)
+        return rc;
     j->chunk_seq++;
     j->res->chunks++;
     chunk_begin(j);
@@ -451,7 +512,7 @@ static int handle_row(struct job *j, const struct fx_record *rec, struct fx_row 
             j->caplater = j->caplater ? j->caplater * 2 : 4096;
             j->later = fx_realloc(j->later, j->caplater * sizeof(*j->later));
         }
-        key_words(content, j->later[j->nlater++]);
+        fx__key_words(content, j->later[j->nlater++]);
     } else if (memcmp(key, content, 64) != 0) {
         rc = seen_insert(j, content, err);
         if (rc < 0)
@@ -578,19 +639,9 @@ int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
                res->unknown_columns);
 
     /* raw-text fields the plan stores (e.g. the original payment label) */
-    const struct fx_plan *plan = fx_pipeline_plan(j.p);
     size_t nf = fx_pipeline_nfields(j.p);
     j.raw_fields = fx_calloc(nf ? nf : 1, sizeof(int));
-    for (size_t f = 0; f < nf; f++) {
-        int used = 0;
-        for (size_t t = 0; t < plan->ntables && !used; t++)
-            for (size_t c = 0; c < plan->tables[t].ncols; c++)
-                if (plan->tables[t].cols[c].kind == FX_SRC_RAW &&
-                    plan->tables[t].cols[c].a == (int)f)
-                    used = 1;
-        if (used)
-            j.raw_fields[j.nraw++] = (int)f;
-    }
+    j.nraw = fx__raw_fields(j.p, j.raw_fields);
     j.chunk_cap = fx_pipeline_chunk_rows(j.p);
     chunk_begin(&j);
 

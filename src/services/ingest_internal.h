@@ -14,4 +14,23 @@ struct fx_ingest {
 /* Current UTC time as RFC 3339 with milliseconds. */
 void fx__now_iso(char out[32]);
 
+struct fx_buf;
+struct fx_row;
+struct fx_pipeline;
+
+/* The 128 leading bits of a hex dedupe key as the two integers of table `seen`. */
+void fx__key_words(const char *key, int64_t w[2]);
+/* Chunk payload (see chunk.h for the format): header, then rows. */
+void fx__chunk_begin(struct fx_buf *b, const char *batch_id, const struct fx_pipeline *p,
+                     uint64_t seq, const int *raw, size_t nraw);
+void fx__chunk_row(struct fx_buf *b, int first, const struct fx_pipeline *p,
+                   const struct fx_row *row, const char *key, const int *raw, size_t nraw);
+/* Fields whose raw input text the pipeline's plan stores; out has room for every field. */
+size_t fx__raw_fields(const struct fx_pipeline *p, int *out);
+/* Close payload and write it as a pending staging chunk with its outbox entry; corr and
+ * trace (may be NULL: the batch's) go into the chunk's CloudEvent. */
+int fx__stage_chunk(struct fx_store *db, const char *batch_id, uint64_t seq, long first_row,
+                    long last_row, size_t nrows, const char *now, struct fx_buf *payload,
+                    const char *corr, const char *trace, struct fx_err *err);
+
 #endif

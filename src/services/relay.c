@@ -27,7 +27,8 @@ int fx_relay_once(struct fx_ingest *ig, struct fx_bus *bus, struct fx_err *err)
     int64_t limit = fx_config_int(ig->rt->cfg, "relay.batch");
     struct fx_stmt *st;
     int rc = fx_store_prepare(ig->db,
-                              "SELECT o.seq, s.id, b.correlation_id, b.traceparent, p.payload"
+                              "SELECT o.seq, s.id, coalesce(s.correlation_id, b.correlation_id),"
+                              " coalesce(s.traceparent, b.traceparent), p.payload"
                               " FROM outbox o JOIN staging s ON s.id = o.staging_id"
                               " JOIN staging_payload p ON p.id = s.id"
                               " JOIN batches b ON b.id = s.batch_id ORDER BY o.seq LIMIT ?",

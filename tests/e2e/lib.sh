@@ -11,6 +11,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/fluxo-e2e-XXXXXX")
 export FLUXO_DATA_DIR="$T/data"
 export FLUXO_PIPELINES_DIR="$FLUXO_SOURCE_DIR/pipelines"
 export FLUXO_LOG_FORMAT=json
+# no HTTP API unless a test starts one on a port of its own
+export FLUXO_HTTP_ADDR=${FLUXO_HTTP_ADDR:-off}
 export FLUXO_WATCH_SETTLE_MS=${FLUXO_WATCH_SETTLE_MS:-300ms}
 export FLUXO_WATCH_INTERVAL_MS=${FLUXO_WATCH_INTERVAL_MS:-100ms}
 BG_PIDS=()

@@ -1,0 +1,1146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * API ingest: records pushed over HTTP, validated on the request's thread and
+ * committed by one writer thread in groups.
+ *
+ * Why a writer thread: SQLite (and any store) pays per transaction, not per
+ * row; a request answered only after its rows are durable would cost one
+ * commit each. The writer takes every request waiting, writes them in one
+ * transaction and then answers them all, so the cost of a commit is shared
+ * by as many requests as arrived during the previous one (group commit).
+ * Requests hand over whole (never row by row): a wake-up across the two
+ * cores costs more than validating a row.
+ *
+ * Rows join the pipeline's open API batch (state "receiving", source "api"):
+ * batches are closed after api_batch_rows rows or a minute, and left-over
+ * open ones are closed at the next start. Each request has its own row in
+ * api_requests (counts, idempotency key, body hash) and its issues carry its
+ * correlation id. A request with its own traceparent, or with many records,
+ * gets chunks of its own so its CloudEvents carry its ids; single-record
+ * requests share chunks.
+ *
+ * Dedupe is the files' one: a row with data_hora is keyed by content; a row
+ * without is keyed by (request, record) and its content key only flags a
+ * possible duplicate.
+ */
+#include "fluxo/log.h"
+#include "fluxo/mem.h"
+#include "fluxo/services.h"
+#include "fluxo/store.h"
+#include "fluxo/util.h"
+#include "ingest_internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define API_BATCH_ROWS 100000
+#define API_BATCH_MS 60000
+#define OWN_CHUNKS_ROWS 16 /* requests with more records get chunks of their own */
+
+/* ---- header bindings, cached by key set ---- */
+
+/* JSON records name their fields; the binding of a key set is built once
+ * and shared (read-only) by every thread. */
+#define BIND_CACHE 64
+struct bind_entry {
+    const struct fx_pipeline *p;
+    uint64_t hash;
+    char *sig;
+    struct fx_binding *b;
+};
+static struct bind_entry bind_cache[BIND_CACHE];
+static size_t bind_count;
+static pthread_mutex_t bind_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int names_signature(const char *const *names, size_t n, struct fx_buf *out)
+{
+    fx_buf_reset(out);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fx_buf_putc(out, '\x1f');
+        fx_buf_puts(out, names[i]);
+    }
+    return 0;
+}
+
+/* Returns a binding (cached: *owned = 0; else the caller frees it) or NULL with err. */
+static struct fx_binding *bind_for(const struct fx_pipeline *p, const char *const *names,
+                                   size_t n, struct fx_buf *sig, int *owned, struct fx_err *err)
+{
+    names_signature(names, n, sig);
+    uint64_t h = fx_hash64(sig->data ? sig->data : "", sig->len);
+    *owned = 0;
+    pthread_mutex_lock(&bind_mu);
+    for (size_t i = 0; i < bind_count; i++)
+        if (bind_cache[i].p == p && bind_cache[i].hash == h &&
+            strlen(bind_cache[i].sig) == sig->len &&
+            memcmp(bind_cache[i].sig, sig->data ? sig->data : "", sig->len) == 0) {
+            struct fx_binding *b = bind_cache[i].b;
+            pthread_mutex_unlock(&bind_mu);
+            return b;
+        }
+    pthread_mutex_unlock(&bind_mu);
+
+    struct fx_cell *cells = fx_calloc(n ? n : 1, sizeof(*cells));
+    for (size_t i = 0; i < n; i++) {
+        cells[i].s = names[i];
+        cells[i].len = strlen(names[i]);
+        cells[i].type = FX_CELL_STRING;
+    }
+    struct fx_record hdr = {.row = 0, .ncells = n, .cells = cells};
+    struct fx_binding *b = NULL;
+    int rc = fx_pipeline_bind(p, &hdr, "request", &b, err);
+    free(cells);
+    if (rc)
+        return NULL;
+    pthread_mutex_lock(&bind_mu);
+    if (bind_count < BIND_CACHE) {
+        bind_cache[bind_count].p = p;
+        bind_cache[bind_count].hash = h;
+        bind_cache[bind_count].sig = fx_strndup(sig->data ? sig->data : "", sig->len);
+        bind_cache[bind_count].b = b;
+        bind_count++;
+    } else {
+        *owned = 1;
+    }
+    pthread_mutex_unlock(&bind_mu);
+    return b;
+}
+
+/* ---- a request ---- */
+
+struct api_row {
+    int64_t key[2], content[2];
+    int by_content, distinct_content;
+    long record;
+    size_t off, len; /* rendered chunk row (without src_row and key) in frag */
+    int dropped;     /* writer: duplicate */
+};
+
+struct fx_api_req {
+    const struct fx_pipeline *p;
+    char corr[37];
+    char trace[56];
+    int own_trace;
+    char source_hash[65];
+    char *idem_key;
+    char body_hash[65];
+    int *raw;
+    size_t nraw;
+    struct fx_row row;
+    struct fx_issues iss;
+    struct fx_buf sig;
+    struct fx_buf frag; /* rendered accepted rows */
+    struct api_row *rows;
+    size_t nrows, caprows;
+    struct fx_api_issue *issues;
+    size_t nissues, capissues;
+    uint64_t received;
+    struct fx_api_counts res;
+    int replay;
+    /* writer queue */
+    fx_api_done_cb done;
+    void *ud;
+    struct fx_api_req *next;
+};
+
+struct fx_api_req *fx_api_req_new(const struct fx_pipeline *p, const char *correlation_id,
+                                  const char *traceparent, int own_trace)
+{
+    struct fx_api_req *r = fx_calloc(1, sizeof(*r));
+    r->p = p;
+    if (correlation_id && strlen(correlation_id) == 36)
+        memcpy(r->corr, correlation_id, 37);
+    else
+        fx_uuid7(r->corr);
+    if (traceparent && strlen(traceparent) == 55) {
+        memcpy(r->trace, traceparent, 56);
+        r->own_trace = own_trace;
+    } else {
+        fx_traceparent_new(r->trace);
+    }
+    fx_sha256_hex(r->corr, 36, r->source_hash);
+    size_t nf = fx_pipeline_nfields(p);
+    r->raw = fx_calloc(nf ? nf : 1, sizeof(int));
+    r->nraw = fx__raw_fields(p, r->raw);
+    fx_row_init(&r->row, p);
+    fx_buf_init(&r->sig, 0);
+    fx_buf_init(&r->frag, 0);
+    return r;
+}
+
+void fx_api_req_free(struct fx_api_req *r)
+{
+    if (!r)
+        return;
+    fx_row_cleanup(&r->row);
+    fx_issues_cleanup(&r->iss);
+    fx_buf_cleanup(&r->sig);
+    fx_buf_cleanup(&r->frag);
+    free(r->raw);
+    free(r->rows);
+    free(r->issues);
+    free(r->idem_key);
+    free(r);
+}
+
+const char *fx_api_req_correlation(const struct fx_api_req *r) { return r->corr; }
+const char *fx_api_req_traceparent(const struct fx_api_req *r) { return r->trace; }
+const struct fx_api_counts *fx_api_req_result(const struct fx_api_req *r) { return &r->res; }
+int fx_api_req_replay(const struct fx_api_req *r) { return r->replay; }
+uint64_t fx_api_req_rows(const struct fx_api_req *r) { return r->received; }
+
+size_t fx_api_req_issues(const struct fx_api_req *r, const struct fx_api_issue **out)
+{
+    *out = r->issues;
+    return r->nissues;
+}
+
+void fx_api_req_set_idempotency(struct fx_api_req *r, const char *key, const char body_hash[65])
+{
+    free(r->idem_key);
+    r->idem_key = fx_strdup(key);
+    memcpy(r->body_hash, body_hash, 65);
+}
+
+static struct fx_api_issue *push_issue(struct fx_api_req *r)
+{
+    if (r->nissues == r->capissues) {
+        r->capissues = r->capissues ? r->capissues * 2 : 8;
+        r->issues = fx_realloc(r->issues, r->capissues * sizeof(*r->issues));
+    }
+    struct fx_api_issue *is = &r->issues[r->nissues++];
+    memset(is, 0, sizeof(*is));
+    return is;
+}
+
+static void copy_issue(struct fx_api_issue *d, const struct fx_issue *s)
+{
+    d->column = s->column;
+    d->severity = (int)s->severity;
+    snprintf(d->field, sizeof(d->field), "%s", s->field);
+    snprintf(d->value, sizeof(d->value), "%s", s->value);
+    snprintf(d->rule, sizeof(d->rule), "%s", s->rule);
+    snprintf(d->reason, sizeof(d->reason), "%s", s->reason);
+}
+
+void fx_api_req_reject(struct fx_api_req *r, long record, long line, const char *rule,
+                       const char *reason)
+{
+    r->received++;
+    r->res.rejected++;
+    struct fx_api_issue *is = push_issue(r);
+    is->record = record;
+    is->line = line;
+    is->severity = FX_ISSUE_ERROR;
+    is->row_ix = -1;
+    snprintf(is->rule, sizeof(is->rule), "%s", rule);
+    snprintf(is->reason, sizeof(is->reason), "%s", reason);
+}
+
+int fx_api_req_add(struct fx_api_req *r, const char *const *names, const struct fx_cell *cells,
+                   size_t n, long record, long line)
+{
+    struct fx_err err;
+    fx_err_clear(&err);
+    int owned = 0;
+    struct fx_binding *b = bind_for(r->p, names, n, &r->sig, &owned, &err);
+    if (!b) {
+        fx_api_req_reject(r, record, line, "required", err.reason);
+        return 0;
+    }
+    struct fx_record rec = {.row = record, .ncells = n, .cells = (struct fx_cell *)cells};
+    r->received++;
+    int vrc = fx_pipeline_validate(b, &rec, &r->row, &r->iss);
+    if (vrc != 0) {
+        r->res.rejected++;
+        for (size_t i = 0; i < r->iss.n; i++) {
+            struct fx_api_issue *is = push_issue(r);
+            copy_issue(is, &r->iss.v[i]);
+            is->record = record;
+            is->line = line;
+            is->row_ix = -1;
+        }
+        goto out;
+    }
+    if (r->nrows == r->caprows) {
+        r->caprows = r->caprows ? r->caprows * 2 : 4;
+        r->rows = fx_realloc(r->rows, r->caprows * sizeof(*r->rows));
+    }
+    struct api_row *ar = &r->rows[r->nrows];
+    memset(ar, 0, sizeof(*ar));
+    char key[65], content[65];
+    fx_pipeline_dedupe_key(b, &r->row, r->source_hash, key, content, &ar->by_content);
+    fx__key_words(key, ar->key);
+    fx__key_words(content, ar->content);
+    ar->distinct_content = memcmp(key, content, 64) != 0;
+    ar->record = record;
+    ar->off = r->frag.len;
+    /* rendered here, on the request's thread: the writer only copies it into a chunk */
+    fx__chunk_row(&r->frag, 1, r->p, &r->row, key, r->raw, r->nraw);
+    ar->len = r->frag.len - ar->off;
+    for (size_t i = 0; i < r->iss.n; i++) {
+        struct fx_api_issue *is = push_issue(r);
+        copy_issue(is, &r->iss.v[i]);
+        is->severity = FX_ISSUE_WARN;
+        is->record = record;
+        is->line = line;
+        is->row_ix = (int)r->nrows;
+    }
+    r->nrows++;
+out:
+    if (owned)
+        fx_binding_free(b);
+    return 0;
+}
+
+/* ---- the writer ---- */
+
+struct open_batch {
+    const struct fx_pipeline *p;
+    char id[37], corr[37];
+    int64_t opened_ms;
+    uint64_t received, accepted, rejected, duplicate, warnings, possible_dup, chunks, rows;
+    struct fx_buf chunk;
+    size_t chunk_rows;
+    long first_row, last_row;
+    const char *chunk_corr, *chunk_trace; /* own chunk of one request */
+};
+
+struct fx_api_writer {
+    struct fx_runtime *rt;
+    struct fx_ingest *ig;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct fx_api_req *head, *tail;
+    int stop;
+    int started;
+    _Atomic int64_t backlog, outbox, waiting_rows;
+    int64_t refreshed_ms;
+    struct open_batch *batches;
+    size_t nbatches;
+    /* dedupe keys taken but not yet written to `seen` (see pending_*) */
+    int64_t (*pend)[2];
+    size_t npend, cappend; /* open addressing, cappend a power of two */
+    int64_t pend_since;
+    int64_t (*group_keys)[2]; /* keys taken by the group being written */
+    size_t ngroup, capgroup;
+    /* group-commit statistics, logged at debug level every few seconds */
+    uint64_t st_groups, st_reqs, st_us;
+    int64_t st_since;
+};
+
+int64_t fx_api_writer_backlog(const struct fx_api_writer *w)
+{
+    return atomic_load(&w->backlog) + atomic_load(&w->waiting_rows);
+}
+
+int64_t fx_api_writer_outbox(const struct fx_api_writer *w) { return atomic_load(&w->outbox); }
+
+static int exec_text(struct fx_store *db, const char *sql, const char *a, const char *b,
+                     struct fx_err *err)
+{
+    struct fx_stmt *st;
+    int rc = fx_store_prepare(db, sql, &st, err);
+    if (rc)
+        return rc;
+    if (a)
+        fx_stmt_bind_text(st, 1, a, strlen(a));
+    if (b)
+        fx_stmt_bind_text(st, 2, b, strlen(b));
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    return rc < 0 ? fx_err_set(err, rc, "%s", fx_store_errmsg(db)) : 0;
+}
+
+static int batch_open(struct fx_api_writer *w, struct open_batch *ob, const char *now,
+                      struct fx_err *err)
+{
+    fx_uuid7(ob->id);
+    fx_uuid7(ob->corr);
+    ob->opened_ms = fx_mono_ms();
+    ob->received = ob->accepted = ob->rejected = ob->duplicate = ob->warnings = 0;
+    ob->possible_dup = ob->chunks = ob->rows = 0;
+    ob->chunk_rows = 0;
+    char tp[56];
+    fx_traceparent_new(tp);
+    struct fx_stmt *st;
+    int rc = fx_store_prepare(w->ig->db,
+                              "INSERT INTO batches(id,correlation_id,traceparent,pipeline,source,"
+                              "state,created_at) VALUES(?,?,?,?,'api','receiving',?)",
+                              &st, err);
+    if (rc)
+        return rc;
+    const char *pn = fx_pipeline_name(ob->p);
+    fx_stmt_bind_text(st, 1, ob->id, 36);
+    fx_stmt_bind_text(st, 2, ob->corr, 36);
+    fx_stmt_bind_text(st, 3, tp, strlen(tp));
+    fx_stmt_bind_text(st, 4, pn, strlen(pn));
+    fx_stmt_bind_text(st, 5, now, strlen(now));
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    return rc < 0 ? fx_err_set(err, rc, "cannot open API batch: %s", fx_store_errmsg(w->ig->db))
+                  : 0;
+}
+
+static int batch_save(struct fx_api_writer *w, struct open_batch *ob, int close,
+                      struct fx_err *err)
+{
+    struct fx_stmt *st;
+    int rc = fx_store_prepare(w->ig->db,
+                              "UPDATE batches SET state=?, received=?, accepted=?, rejected=?,"
+                              " duplicate=?, warnings=?, possible_dup=?, chunks=?, finished_at=?"
+                              " WHERE id=?",
+                              &st, err);
+    if (rc)
+        return rc;
+    const char *state = close ? "queued" : "receiving";
+    fx_stmt_bind_text(st, 1, state, strlen(state));
+    fx_stmt_bind_int(st, 2, (int64_t)ob->received);
+    fx_stmt_bind_int(st, 3, (int64_t)ob->accepted);
+    fx_stmt_bind_int(st, 4, (int64_t)ob->rejected);
+    fx_stmt_bind_int(st, 5, (int64_t)ob->duplicate);
+    fx_stmt_bind_int(st, 6, (int64_t)ob->warnings);
+    fx_stmt_bind_int(st, 7, (int64_t)ob->possible_dup);
+    fx_stmt_bind_int(st, 8, (int64_t)ob->chunks);
+    char now[32];
+    fx__now_iso(now);
+    if (close)
+        fx_stmt_bind_text(st, 9, now, strlen(now));
+    else
+        fx_stmt_bind_null(st, 9);
+    fx_stmt_bind_text(st, 10, ob->id, 36);
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    return rc < 0 ? fx_err_set(err, rc, "cannot save API batch: %s", fx_store_errmsg(w->ig->db))
+                  : 0;
+}
+
+static int chunk_flush(struct fx_api_writer *w, struct open_batch *ob, const char *now,
+                       struct fx_err *err)
+{
+    if (ob->chunk_rows == 0)
+        return 0;
+    int rc = fx__stage_chunk(w->ig->db, ob->id, ob->chunks, ob->first_row, ob->last_row,
+                             ob->chunk_rows, now, &ob->chunk, ob->chunk_corr, ob->chunk_trace,
+                             err);
+    if (rc)
+        return rc;
+    ob->chunks++;
+    ob->chunk_rows = 0;
+    return 0;
+}
+
+static int chunk_add(struct fx_api_writer *w, struct open_batch *ob, const struct fx_api_req *r,
+                     const struct api_row *ar, const char *now, struct fx_err *err)
+{
+    if (ob->chunk_rows == 0) {
+        fx__chunk_begin(&ob->chunk, ob->id, ob->p, ob->chunks, r->raw, r->nraw);
+        ob->first_row = ar->record;
+    }
+    ob->last_row = ar->record;
+    if (ob->chunk_rows)
+        fx_buf_putc(&ob->chunk, ',');
+    fx_buf_append(&ob->chunk, r->frag.data + ar->off, ar->len);
+    ob->chunk_rows++;
+    ob->rows++;
+    if (ob->chunk_rows >= fx_pipeline_chunk_rows(ob->p))
+        return chunk_flush(w, ob, now, err);
+    return 0;
+}
+
+static struct open_batch *batch_for(struct fx_api_writer *w, const struct fx_pipeline *p,
+                                    const char *now, struct fx_err *err)
+{
+    for (size_t i = 0; i < w->nbatches; i++)
+        if (w->batches[i].p == p) {
+            if (!w->batches[i].id[0] && batch_open(w, &w->batches[i], now, err))
+                return NULL;
+            return &w->batches[i];
+        }
+    w->batches = fx_realloc(w->batches, (w->nbatches + 1) * sizeof(*w->batches));
+    struct open_batch *ob = &w->batches[w->nbatches++];
+    memset(ob, 0, sizeof(*ob));
+    ob->p = p;
+    fx_buf_init(&ob->chunk, 0);
+    if (batch_open(w, ob, now, err)) {
+        ob->id[0] = '\0';
+        return NULL;
+    }
+    return ob;
+}
+
+/*
+ * Dedupe keys are random by nature: inserting each into the `seen` index as
+ * it comes dirties a random page per key, and at tens of thousands of
+ * requests a second those page writes were most of the commit cost. So the
+ * writer tests a key against `seen` (a read: cached pages) and against the
+ * keys it took but has not written yet, keeps new keys in memory, and writes
+ * them sorted (neighbours share pages) once a second or every PEND_MAX keys,
+ * inside a group's transaction. After a crash the keys of the last second
+ * may be missing from `seen`: a re-sent row of that second is then taken
+ * again at ingest, and the normalized tables' unique dedupe id still keeps
+ * it from being applied twice.
+ */
+#define PEND_MAX 65536
+#define PEND_MS 1000
+
+static size_t pend_slot(const struct fx_api_writer *w, const int64_t k[2])
+{
+    uint64_t h = (uint64_t)k[0] ^ ((uint64_t)k[1] * 0x9E3779B97F4A7C15ull);
+    return (size_t)(h ^ (h >> 29)) & (w->cappend - 1);
+}
+
+static int pend_has(const struct fx_api_writer *w, const int64_t k[2])
+{
+    if (!w->npend)
+        return 0;
+    for (size_t i = pend_slot(w, k);; i = (i + 1) & (w->cappend - 1)) {
+        if (w->pend[i][0] == 0 && w->pend[i][1] == 0)
+            return 0;
+        if (w->pend[i][0] == k[0] && w->pend[i][1] == k[1])
+            return 1;
+    }
+}
+
+static void pend_put(struct fx_api_writer *w, const int64_t k[2]);
+
+static void pend_rehash(struct fx_api_writer *w, size_t cap)
+{
+    int64_t(*old)[2] = w->pend;
+    size_t oldcap = w->cappend;
+    w->pend = fx_calloc(cap, sizeof(*w->pend));
+    w->cappend = cap;
+    w->npend = 0;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i][0] || old[i][1])
+            pend_put(w, old[i]);
+    free(old);
+}
+
+/* Insert without recording it as the current group's. */
+static void pend_put(struct fx_api_writer *w, const int64_t k[2])
+{
+    if (k[0] == 0 && k[1] == 0)
+        return; /* the empty-slot marker; a 2^-128 key is not worth a flag */
+    if (!w->cappend)
+        pend_rehash(w, 4 * PEND_MAX);
+    else if (2 * (w->npend + 1) > w->cappend) /* one big request can pass PEND_MAX */
+        pend_rehash(w, 2 * w->cappend);
+    size_t i = pend_slot(w, k);
+    while (w->pend[i][0] || w->pend[i][1]) {
+        if (w->pend[i][0] == k[0] && w->pend[i][1] == k[1])
+            return;
+        i = (i + 1) & (w->cappend - 1);
+    }
+    w->pend[i][0] = k[0];
+    w->pend[i][1] = k[1];
+    if (w->npend++ == 0)
+        w->pend_since = fx_mono_ms();
+}
+
+/* A key taken by the group being written (forgotten if the group rolls back). */
+static void pend_add(struct fx_api_writer *w, const int64_t k[2])
+{
+    pend_put(w, k);
+    if (w->ngroup == w->capgroup) {
+        w->capgroup = w->capgroup ? 2 * w->capgroup : 1024;
+        w->group_keys = fx_realloc(w->group_keys, w->capgroup * sizeof(*w->group_keys));
+    }
+    w->group_keys[w->ngroup][0] = k[0];
+    w->group_keys[w->ngroup][1] = k[1];
+    w->ngroup++;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    if (x[0] != y[0])
+        return x[0] < y[0] ? -1 : 1;
+    return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+/* Write the pending keys in index order (inside the caller's transaction). */
+static int pend_flush(struct fx_api_writer *w, struct fx_err *err)
+{
+    if (!w->npend)
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < w->cappend; i++)
+        if (w->pend[i][0] || w->pend[i][1]) {
+            w->pend[n][0] = w->pend[i][0];
+            w->pend[n][1] = w->pend[i][1];
+            n++;
+        }
+    qsort(w->pend, n, sizeof(*w->pend), cmp_key);
+    struct fx_stmt *st;
+    int rc = fx_store_prepare(w->ig->db,
+                              "INSERT INTO seen(hi,lo) VALUES(?,?) ON CONFLICT DO NOTHING", &st,
+                              err);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        fx_stmt_bind_int(st, 1, w->pend[i][0]);
+        fx_stmt_bind_int(st, 2, w->pend[i][1]);
+        int s = fx_stmt_step(st);
+        fx_stmt_reset(st);
+        if (s < 0)
+            rc = fx_err_set(err, s, "cannot record dedupe keys: %s", fx_store_errmsg(w->ig->db));
+    }
+    /* the table is rebuilt empty either way: on failure the group rolls back
+     * and its requests fail, and keys of committed groups are still in the
+     * store's `seen` only if this succeeded -- so keep them on failure */
+    if (rc == 0) {
+        memset(w->pend, 0, w->cappend * sizeof(*w->pend));
+        w->npend = 0;
+    } else {
+        /* put them back into hash order */
+        int64_t(*keys)[2] = fx_malloc(n * sizeof(*keys));
+        memcpy(keys, w->pend, n * sizeof(*keys));
+        memset(w->pend, 0, w->cappend * sizeof(*w->pend));
+        w->npend = 0;
+        for (size_t i = 0; i < n; i++)
+            pend_put(w, keys[i]);
+        free(keys);
+    }
+    return rc;
+}
+
+/* 1 = the key is new (taken), 0 = seen before, < 0 error. */
+static int seen_take(struct fx_api_writer *w, const int64_t k[2], struct fx_err *err)
+{
+    if (pend_has(w, k))
+        return 0;
+    struct fx_stmt *st;
+    int rc = fx_store_prepare(w->ig->db, "SELECT 1 FROM seen WHERE hi = ? AND lo = ?", &st, err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_int(st, 1, k[0]);
+    fx_stmt_bind_int(st, 2, k[1]);
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    if (rc < 0)
+        return fx_err_set(err, rc, "cannot look up a dedupe key: %s", fx_store_errmsg(w->ig->db));
+    if (rc == FX_STORE_ROW)
+        return 0;
+    pend_add(w, k);
+    return 1;
+}
+
+static int issue_insert(struct fx_store *db, const char *batch, const char *corr,
+                        const struct fx_api_issue *is, struct fx_err *err)
+{
+    struct fx_stmt *st;
+    int rc = fx_store_prepare(db,
+                              "INSERT INTO issues(batch_id,row,col,field,value,rule,reason,"
+                              "severity,correlation_id) VALUES(?,?,?,?,?,?,?,?,?)",
+                              &st, err);
+    if (rc)
+        return rc;
+    const char *sev = is->severity == FX_ISSUE_ERROR ? "error" : "warning";
+    fx_stmt_bind_text(st, 1, batch, 36);
+    fx_stmt_bind_int(st, 2, is->record);
+    fx_stmt_bind_int(st, 3, is->column);
+    fx_stmt_bind_text(st, 4, is->field, strlen(is->field));
+    fx_stmt_bind_text(st, 5, is->value, strlen(is->value));
+    fx_stmt_bind_text(st, 6, is->rule, strlen(is->rule));
+    fx_stmt_bind_text(st, 7, is->reason, strlen(is->reason));
+    fx_stmt_bind_text(st, 8, sev, strlen(sev));
+    fx_stmt_bind_text(st, 9, corr, 36);
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    return rc < 0 ? fx_err_set(err, rc, "cannot record issue: %s", fx_store_errmsg(db)) : 0;
+}
+
+/* An earlier request with r's idempotency key: 1 (r->res filled, replay set), 0 none, < 0. */
+static int idem_lookup(struct fx_api_writer *w, struct fx_api_req *r, struct fx_err *err)
+{
+    struct fx_stmt *st;
+    int rc = fx_store_prepare(w->ig->db,
+                              "SELECT correlation_id, batch_id, body_hash, received, accepted,"
+                              " rejected, duplicate, warnings, possible_dup, created_at, pipeline"
+                              " FROM api_requests WHERE idem_key = ?",
+                              &st, err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, r->idem_key, strlen(r->idem_key));
+    rc = fx_stmt_step(st);
+    if (rc == FX_STORE_ROW) {
+        const char *hash = fx_stmt_text(st, 2, NULL);
+        if (hash && strcmp(hash, r->body_hash) == 0) {
+            r->replay = 1;
+            snprintf(r->res.correlation_id, sizeof(r->res.correlation_id), "%s",
+                     fx_stmt_text(st, 0, NULL));
+            snprintf(r->res.batch_id, sizeof(r->res.batch_id), "%s", fx_stmt_text(st, 1, NULL));
+            r->res.received = (uint64_t)fx_stmt_int(st, 3);
+            r->res.accepted = (uint64_t)fx_stmt_int(st, 4);
+            r->res.rejected = (uint64_t)fx_stmt_int(st, 5);
+            r->res.duplicate = (uint64_t)fx_stmt_int(st, 6);
+            r->res.warnings = (uint64_t)fx_stmt_int(st, 7);
+            r->res.possible_dup = (uint64_t)fx_stmt_int(st, 8);
+            snprintf(r->res.created_at, sizeof(r->res.created_at), "%s",
+                     fx_stmt_text(st, 9, NULL));
+            snprintf(r->res.pipeline, sizeof(r->res.pipeline), "%s", fx_stmt_text(st, 10, NULL));
+        } else {
+            r->replay = 2;
+        }
+        rc = 1;
+    } else if (rc >= 0) {
+        rc = 0;
+    } else {
+        fx_err_set(err, rc, "cannot look up idempotency key: %s", fx_store_errmsg(w->ig->db));
+    }
+    fx_stmt_reset(st);
+    return rc;
+}
+
+/* Write one request inside the group's transaction. */
+static int write_req(struct fx_api_writer *w, struct fx_api_req *r, const char *now,
+                     struct fx_err *err)
+{
+    int rc;
+    r->replay = 0;
+    if (r->idem_key && (rc = idem_lookup(w, r, err)) != 0)
+        return rc < 0 ? rc : 0;
+    struct open_batch *ob = batch_for(w, r->p, now, err);
+    if (!ob)
+        return FX_ESTORE;
+    struct fx_api_counts *c = &r->res;
+    uint64_t rejected = c->rejected;
+    memset(c, 0, sizeof(*c));
+    c->rejected = rejected;
+    c->received = r->received;
+    memcpy(c->batch_id, ob->id, 37);
+    memcpy(c->correlation_id, r->corr, 37);
+    snprintf(c->pipeline, sizeof(c->pipeline), "%s", fx_pipeline_name(r->p));
+    memcpy(c->created_at, now, sizeof(c->created_at));
+    int own = r->own_trace || r->nrows > OWN_CHUNKS_ROWS;
+    if (own) { /* chunks of its own: its CloudEvents carry its ids */
+        if ((rc = chunk_flush(w, ob, now, err)))
+            return rc;
+        ob->chunk_corr = r->corr;
+        ob->chunk_trace = r->trace;
+    }
+    for (size_t i = 0; i < r->nrows; i++) {
+        struct api_row *ar = &r->rows[i];
+        ar->dropped = 0;
+        if ((rc = seen_take(w, ar->key, err)) < 0)
+            return rc;
+        if (rc == 0) {
+            ar->dropped = 1;
+            c->duplicate++;
+            continue;
+        }
+        if (ar->distinct_content) {
+            /* by content: record the repeat key for later rows without a time;
+             * by position: a seen repeat key only flags a possible duplicate */
+            if ((rc = seen_take(w, ar->content, err)) < 0)
+                return rc;
+            if (rc == 0 && !ar->by_content) {
+                c->possible_dup++;
+                struct fx_api_issue is = {.record = ar->record,
+                                          .severity = FX_ISSUE_WARN,
+                                          .row_ix = (int)i};
+                snprintf(is.rule, sizeof(is.rule), "possible_duplicate");
+                snprintf(is.reason, sizeof(is.reason),
+                         "same content as an earlier row; kept because the record has no "
+                         "date-time to tell a repeat purchase from a re-sent one");
+                if ((rc = issue_insert(w->ig->db, ob->id, r->corr, &is, err)))
+                    return rc;
+            }
+        }
+        c->accepted++;
+        if ((rc = chunk_add(w, ob, r, ar, now, err)))
+            return rc;
+    }
+    for (size_t i = 0; i < r->nissues; i++) {
+        const struct fx_api_issue *is = &r->issues[i];
+        if (is->row_ix >= 0 && r->rows[is->row_ix].dropped)
+            continue; /* warnings of a duplicate row: it was not taken */
+        if (is->severity == FX_ISSUE_WARN)
+            c->warnings++;
+        if ((rc = issue_insert(w->ig->db, ob->id, r->corr, is, err)))
+            return rc;
+    }
+    if (own) {
+        if ((rc = chunk_flush(w, ob, now, err)))
+            return rc;
+        ob->chunk_corr = ob->chunk_trace = NULL;
+    }
+    struct fx_stmt *st;
+    if ((rc = fx_store_prepare(w->ig->db,
+                               "INSERT INTO api_requests(correlation_id,batch_id,pipeline,idem_key,"
+                               "body_hash,traceparent,received,accepted,rejected,duplicate,"
+                               "warnings,possible_dup,created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                               &st, err)))
+        return rc;
+    fx_stmt_bind_text(st, 1, r->corr, 36);
+    fx_stmt_bind_text(st, 2, ob->id, 36);
+    fx_stmt_bind_text(st, 3, c->pipeline, strlen(c->pipeline));
+    if (r->idem_key) {
+        fx_stmt_bind_text(st, 4, r->idem_key, strlen(r->idem_key));
+        fx_stmt_bind_text(st, 5, r->body_hash, 64);
+    } else {
+        fx_stmt_bind_null(st, 4);
+        fx_stmt_bind_null(st, 5);
+    }
+    fx_stmt_bind_text(st, 6, r->trace, strlen(r->trace));
+    fx_stmt_bind_int(st, 7, (int64_t)c->received);
+    fx_stmt_bind_int(st, 8, (int64_t)c->accepted);
+    fx_stmt_bind_int(st, 9, (int64_t)c->rejected);
+    fx_stmt_bind_int(st, 10, (int64_t)c->duplicate);
+    fx_stmt_bind_int(st, 11, (int64_t)c->warnings);
+    fx_stmt_bind_int(st, 12, (int64_t)c->possible_dup);
+    fx_stmt_bind_text(st, 13, now, strlen(now));
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    if (rc < 0)
+        return fx_err_set(err, rc, "cannot record request: %s", fx_store_errmsg(w->ig->db));
+    ob->received += c->received;
+    ob->accepted += c->accepted;
+    ob->rejected += c->rejected;
+    ob->duplicate += c->duplicate;
+    ob->warnings += c->warnings;
+    ob->possible_dup += c->possible_dup;
+    snprintf(c->state, sizeof(c->state), "receiving");
+    return 0;
+}
+
+static void refresh_backlog(struct fx_api_writer *w)
+{
+    struct fx_stmt *st;
+    struct fx_err err;
+    if (fx_store_prepare(w->ig->db,
+                         "SELECT coalesce(sum(nrows),0), coalesce(sum(CASE WHEN state='pending'"
+                         " THEN nrows END),0) FROM staging WHERE state <> 'applied'",
+                         &st, &err) != 0)
+        return;
+    if (fx_stmt_step(st) == FX_STORE_ROW) {
+        atomic_store(&w->backlog, fx_stmt_int(st, 0));
+        atomic_store(&w->outbox, fx_stmt_int(st, 1));
+    }
+    fx_stmt_reset(st);
+    w->refreshed_ms = fx_mono_ms();
+}
+
+/* A group rolled back: the keys it took were not stored with their rows. */
+static void pend_forget_group(struct fx_api_writer *w)
+{
+    if (!w->ngroup)
+        return;
+    qsort(w->group_keys, w->ngroup, sizeof(*w->group_keys), cmp_key);
+    size_t n = 0;
+    int64_t(*keys)[2] = fx_malloc((w->npend ? w->npend : 1) * sizeof(*keys));
+    for (size_t i = 0; i < w->cappend; i++)
+        if ((w->pend[i][0] || w->pend[i][1]) &&
+            !bsearch(w->pend[i], w->group_keys, w->ngroup, sizeof(*w->group_keys), cmp_key)) {
+            keys[n][0] = w->pend[i][0];
+            keys[n][1] = w->pend[i][1];
+            n++;
+        }
+    memset(w->pend, 0, w->cappend * sizeof(*w->pend));
+    w->npend = 0;
+    w->ngroup = 0;
+    for (size_t i = 0; i < n; i++)
+        pend_put(w, keys[i]);
+    free(keys);
+}
+
+/* Write a group; on failure every request of it fails (nothing of it was committed). */
+static void write_group(struct fx_api_writer *w, struct fx_api_req *list)
+{
+    int64_t t0 = fx_mono_us();
+    w->ngroup = 0;
+    struct fx_err err;
+    fx_err_clear(&err);
+    char now[32];
+    fx__now_iso(now);
+    int rc = fx_store_begin(w->ig->db);
+    if (rc)
+        fx_err_set(&err, rc, "cannot start transaction: %s", fx_store_errmsg(w->ig->db));
+    for (struct fx_api_req *r = list; r && rc == 0; r = r->next)
+        rc = write_req(w, r, now, &err);
+    for (size_t i = 0; i < w->nbatches && rc == 0; i++) {
+        struct open_batch *ob = &w->batches[i];
+        if (!ob->id[0])
+            continue;
+        int close = ob->rows >= API_BATCH_ROWS || fx_mono_ms() - ob->opened_ms > API_BATCH_MS ||
+                    w->stop;
+        if ((rc = chunk_flush(w, ob, now, &err)) || (rc = batch_save(w, ob, close, &err)))
+            break;
+    }
+    if (rc == 0 && (w->npend >= PEND_MAX || w->stop ||
+                    (w->npend && fx_mono_ms() - w->pend_since >= PEND_MS)))
+        rc = pend_flush(w, &err);
+    if (rc == 0 && (rc = fx_store_commit(w->ig->db)) != 0)
+        fx_err_set(&err, rc, "cannot commit: %s", fx_store_errmsg(w->ig->db));
+    if (rc) {
+        fx_store_rollback(w->ig->db);
+        pend_forget_group(w);
+        fx_log(FX_LOG_ERROR, "api", NULL, "API write failed, requests refused: %s", err.reason);
+        /* the batches' in-memory state may be ahead of the store: start new ones */
+        for (size_t i = 0; i < w->nbatches; i++) {
+            w->batches[i].id[0] = '\0';
+            w->batches[i].chunk_rows = 0;
+        }
+    } else {
+        for (size_t i = 0; i < w->nbatches; i++) {
+            struct open_batch *ob = &w->batches[i];
+            if (ob->id[0] && (ob->rows >= API_BATCH_ROWS ||
+                              fx_mono_ms() - ob->opened_ms > API_BATCH_MS || w->stop))
+                ob->id[0] = '\0'; /* closed above: the next row opens a new one */
+        }
+    }
+    w->st_groups++;
+    w->st_us += (uint64_t)(fx_mono_us() - t0);
+    for (struct fx_api_req *q = list; q; q = q->next)
+        w->st_reqs++;
+    if (fx_mono_ms() - w->st_since >= 5000) {
+        if (w->st_groups)
+            fx_log_debug("api", "writer: %llu groups, %.1f requests per group, %.2f ms per group",
+                         (unsigned long long)w->st_groups,
+                         (double)w->st_reqs / (double)w->st_groups,
+                         (double)w->st_us / 1000.0 / (double)w->st_groups);
+        w->st_groups = w->st_reqs = w->st_us = 0;
+        w->st_since = fx_mono_ms();
+    }
+    while (list) {
+        struct fx_api_req *next = list->next;
+        atomic_fetch_sub(&w->waiting_rows, (int64_t)list->received);
+        if (rc == 0 && !list->replay)
+            atomic_fetch_add(&w->backlog, (int64_t)list->res.accepted);
+        list->next = NULL;
+        list->done(list->ud, list, rc, rc ? &err : NULL);
+        list = next;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct fx_api_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->head && !w->stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 250 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+            if (!w->head && fx_mono_ms() - w->refreshed_ms >= 250) {
+                pthread_mutex_unlock(&w->mu);
+                refresh_backlog(w);
+                /* close an idle batch that has aged out */
+                int idle_close = 0;
+                for (size_t i = 0; i < w->nbatches; i++)
+                    if (w->batches[i].id[0] &&
+                        fx_mono_ms() - w->batches[i].opened_ms > API_BATCH_MS)
+                        idle_close = 1;
+                if (idle_close)
+                    write_group(w, NULL);
+                pthread_mutex_lock(&w->mu);
+            }
+        }
+        struct fx_api_req *list = w->head;
+        w->head = w->tail = NULL;
+        int stopping = w->stop;
+        pthread_mutex_unlock(&w->mu);
+        if (list || stopping)
+            write_group(w, list);
+        if (fx_mono_ms() - w->refreshed_ms >= 250)
+            refresh_backlog(w);
+        pthread_mutex_lock(&w->mu);
+        if (stopping && !w->head)
+            break;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int fx_api_writer_start(struct fx_runtime *rt, struct fx_api_writer **out, struct fx_err *err)
+{
+    *out = NULL;
+    struct fx_api_writer *w = fx_calloc(1, sizeof(*w));
+    w->rt = rt;
+    int rc = fx_ingest_open(rt, &w->ig, err);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    /* API batches left open by an earlier run that stopped without closing them */
+    char now[32];
+    fx__now_iso(now);
+    exec_text(w->ig->db,
+              "UPDATE batches SET state='queued', finished_at=? WHERE state='receiving' AND"
+              " source='api' AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ','now','-2 minutes')",
+              now, NULL, err);
+    fx_err_clear(err);
+    refresh_backlog(w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        fx_ingest_close(w->ig);
+        free(w);
+        return fx_err_set(err, FX_EIO, "cannot start the API writer thread");
+    }
+    w->started = 1;
+    *out = w;
+    return 0;
+}
+
+int fx_api_writer_submit(struct fx_api_writer *w, struct fx_api_req *r, fx_api_done_cb done,
+                         void *ud)
+{
+    r->done = done;
+    r->ud = ud;
+    r->next = NULL;
+    atomic_fetch_add(&w->waiting_rows, (int64_t)r->received);
+    pthread_mutex_lock(&w->mu);
+    if (w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        atomic_fetch_sub(&w->waiting_rows, (int64_t)r->received);
+        return FX_ECLOSED;
+    }
+    if (w->tail)
+        w->tail->next = r;
+    else
+        w->head = r;
+    w->tail = r;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+void fx_api_writer_stop(struct fx_api_writer *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    for (size_t i = 0; i < w->nbatches; i++)
+        fx_buf_cleanup(&w->batches[i].chunk);
+    free(w->batches);
+    free(w->pend);
+    free(w->group_keys);
+    fx_ingest_close(w->ig);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}
+
+/* ---- status of a request ---- */
+
+int fx_ingest_request_status(struct fx_ingest *ig, const char *corr, struct fx_api_counts *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct fx_stmt *st;
+    struct fx_err err;
+    int rc = fx_store_prepare(
+        ig->db,
+        "SELECT r.correlation_id, r.batch_id, r.pipeline, r.created_at, b.state, r.received,"
+        " r.accepted, r.rejected, r.duplicate, r.warnings, r.possible_dup"
+        " FROM api_requests r JOIN batches b ON b.id = r.batch_id WHERE r.correlation_id = ?"
+        " UNION ALL SELECT correlation_id, id, pipeline, created_at, state, received, accepted,"
+        " rejected, duplicate, warnings, possible_dup FROM batches WHERE correlation_id = ?"
+        " LIMIT 1",
+        &st, &err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, corr, strlen(corr));
+    fx_stmt_bind_text(st, 2, corr, strlen(corr));
+    rc = fx_stmt_step(st);
+    if (rc != FX_STORE_ROW) {
+        fx_stmt_reset(st);
+        return rc < 0 ? rc : FX_ENOTFOUND;
+    }
+#define COPY(dst, col) snprintf(dst, sizeof(dst), "%s", fx_stmt_text(st, col, NULL) ? fx_stmt_text(st, col, NULL) : "")
+    COPY(out->correlation_id, 0);
+    COPY(out->batch_id, 1);
+    COPY(out->pipeline, 2);
+    COPY(out->created_at, 3);
+    COPY(out->state, 4);
+#undef COPY
+    out->received = (uint64_t)fx_stmt_int(st, 5);
+    out->accepted = (uint64_t)fx_stmt_int(st, 6);
+    out->rejected = (uint64_t)fx_stmt_int(st, 7);
+    out->duplicate = (uint64_t)fx_stmt_int(st, 8);
+    out->warnings = (uint64_t)fx_stmt_int(st, 9);
+    out->possible_dup = (uint64_t)fx_stmt_int(st, 10);
+    fx_stmt_reset(st);
+    /* rows of the request by staging state: a request's rows are in the chunks
+     * of its batch that cover its records... chunks are shared, so count the
+     * request's own chunks when it has some, else use the batch's state */
+    rc = fx_store_prepare(ig->db,
+                          "SELECT state, sum(nrows) FROM staging WHERE correlation_id = ?"
+                          " GROUP BY state",
+                          &st, &err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, corr, strlen(corr));
+    uint64_t own = 0;
+    while (fx_stmt_step(st) == FX_STORE_ROW) {
+        const char *s = fx_stmt_text(st, 0, NULL);
+        uint64_t n = (uint64_t)fx_stmt_int(st, 1);
+        own += n;
+        if (s && strcmp(s, "pending") == 0)
+            out->queued += n;
+        else if (s && strcmp(s, "published") == 0)
+            out->published += n;
+        else if (s && strcmp(s, "applied") == 0)
+            out->applied += n;
+    }
+    fx_stmt_reset(st);
+    if (own == 0 && out->accepted > 0) {
+        /* shared chunks: the request is applied when no chunk of its batch
+         * created up to its commit is still waiting */
+        rc = fx_store_prepare(ig->db,
+                              "SELECT coalesce(max(CASE WHEN state='pending' THEN 2"
+                              " WHEN state='published' THEN 1 ELSE 0 END),0) FROM staging"
+                              " WHERE batch_id = ? AND created_at <= ?",
+                              &st, &err);
+        if (rc)
+            return rc;
+        fx_stmt_bind_text(st, 1, out->batch_id, strlen(out->batch_id));
+        fx_stmt_bind_text(st, 2, out->created_at, strlen(out->created_at));
+        int worst = fx_stmt_step(st) == FX_STORE_ROW ? (int)fx_stmt_int(st, 0) : 2;
+        fx_stmt_reset(st);
+        if (worst == 2)
+            out->queued = out->accepted;
+        else if (worst == 1)
+            out->published = out->accepted;
+        else
+            out->applied = out->accepted;
+    }
+    return 0;
+}
+
+int fx_ingest_request_issues(struct fx_ingest *ig, const char *corr, size_t limit, fx_issue_cb cb,
+                             void *ud)
+{
+    struct fx_stmt *st;
+    struct fx_err err;
+    int rc = fx_store_prepare(ig->db,
+                              "SELECT row, col, field, value, rule, reason, severity FROM issues"
+                              " WHERE correlation_id = ? ORDER BY row, severity, col LIMIT ?",
+                              &st, &err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, corr, strlen(corr));
+    fx_stmt_bind_int(st, 2, (int64_t)limit);
+    while ((rc = fx_stmt_step(st)) == FX_STORE_ROW) {
+        if (cb(ud, (long)fx_stmt_int(st, 0), (int)fx_stmt_int(st, 1), fx_stmt_text(st, 2, NULL),
+               fx_stmt_text(st, 3, NULL), fx_stmt_text(st, 4, NULL), fx_stmt_text(st, 5, NULL),
+               fx_stmt_text(st, 6, NULL)))
+            break;
+    }
+    fx_stmt_reset(st);
+    return rc < 0 ? rc : 0;
+}
