@@ -58,6 +58,9 @@ measure pandas /usr/bin/python3 -c "import pandas, sys; df = pandas.read_excel(s
 pandas_s=$SECS; pandas_rss=$RSS_MB
 [ "$(cat "$out/pandas.out")" = "$XROWS" ] || { echo "bench: pandas read $(cat "$out/pandas.out") rows" >&2; exit 1; }
 
+# 7. the HTTP API (wrk and an NDJSON bulk POST)
+eval "$(bash bench/http.sh "$bin" "$out" | tail -2)"
+
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 mem=$(free -g | awk '/Mem:/{print $2}')
 {
@@ -85,6 +88,13 @@ mem=$(free -g | awk '/Mem:/{print $2}')
   echo "| XLSX read + validate | \`fluxo check --show 0 FILE.xlsx\` | ${xcheck_s} s | $(rate "$XROWS" "$xcheck_s") ($(rate "$((XROWS * 10))" "$xcheck_s") cells/s) | ${xcheck_rss} MB |"
   echo "| XLSX end to end → normalized SQLite | \`fluxo import FILE.xlsx\` (fresh data dir) | ${ximport_s} s | $(rate "$XROWS" "$ximport_s") | ${ximport_rss} MB |"
   echo "| pandas.read_excel (openpyxl), same file, no validation | \`python3 -c 'pandas.read_excel(f, dtype=str)'\` | ${pandas_s} s | $(rate "$XROWS" "$pandas_s") | ${pandas_rss} MB |"
+  echo
+  echo "HTTP API (\`fluxo run ingest\`, fresh data dir; wrk on the same 2 vCPUs; bench/http.sh):"
+  echo
+  echo "| measurement | command | result | latency | server peak RSS |"
+  echo "|---|---|---|---|---|"
+  echo "| one JSON sale per POST, bearer token, validated and durably queued before the 202 | \`wrk -t2 -c64 -d15s -s bench/http_post.lua\` | ${http_rps} requests/s (${http_total} requests, ${http_bad} not 202; ${http_stored} rows stored) | p50 ${http_p50}, p99 ${http_p99} | ${http_rss_load} MB |"
+  echo "| NDJSON bulk POST | \`curl --data-binary @${nd_rows}.ndjson\` | $(rate "$nd_acc" "$nd_s") rows/s (${nd_acc} rows in ${nd_s} s) | | ${http_rss} MB |"
   echo
   echo "Fluxo's XLSX read + validate is $(python3 -c "print(f'{$pandas_s/$xcheck_s:.1f}')")× faster than pandas.read_excel alone on this file."
   echo

@@ -72,9 +72,10 @@ struct fx_multipart *fx_multipart_new(const char *boundary, const struct fx_mult
  * end. Returns 0, a callback's non-zero value, or a negative FX_E* with err->reason
  * naming the problem and the part (err->row = the part's number, 1-based, or 0 before
  * the first): FX_EPARSE (a part without Content-Disposition, not form-data or without a
- * name, a malformed header line or parameter, bytes after a boundary other than blanks
- * and a line end), FX_ETOOBIG (max_header_bytes, max_parts), FX_EENCODING (a name or file
- * name that is not UTF-8). Once stopped or failed, every later call returns the same.
+ * name, a malformed header line or parameter, a NUL byte in the headers, bytes after a
+ * boundary other than blanks and a line end), FX_ETOOBIG (max_header_bytes, max_parts),
+ * FX_EENCODING (a name or file name that is not UTF-8). Once stopped or failed, every
+ * later call returns the same.
  */
 int fx_multipart_feed(struct fx_multipart *m, const char *data, size_t len, struct fx_err *err);
 

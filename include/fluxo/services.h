@@ -126,6 +126,7 @@ struct fx_api_issue {
     int column;  /* 1-based column, 0 = the record as a whole */
     int severity; /* FX_ISSUE_ERROR / FX_ISSUE_WARN */
     int row_ix;  /* warnings: index of the accepted row they belong to; errors: -1 */
+    long seq;    /* order found */
     char field[64], value[128], rule[32], reason[256];
 };
 
@@ -180,9 +181,10 @@ int64_t fx_api_writer_outbox(const struct fx_api_writer *w);
  * Also answers for a file batch's correlation id. */
 int fx_ingest_request_status(struct fx_ingest *ig, const char *correlation_id,
                              struct fx_api_counts *out);
-/* Issues of an API request (cb as fx_ingest_issues; row = record number). */
+/* Issues of an API request in record order (then as found); cb returns non-zero to stop. */
+typedef int (*fx_api_issue_cb)(void *ud, const struct fx_api_issue *is);
 int fx_ingest_request_issues(struct fx_ingest *ig, const char *correlation_id, size_t limit,
-                             fx_issue_cb cb, void *ud);
+                             fx_api_issue_cb cb, void *ud);
 
 /* ---- relay ---- */
 

@@ -83,6 +83,11 @@ struct fx__jwt_policy {
     int64_t leeway_ms;
 };
 
+/* Strict base64url (RFC 4648 section 5) without padding: any other character,
+ * an impossible length or non-zero unused bits -> -1. 0 on success with
+ * *outlen bytes in out; -1 as well when they would not fit in cap. */
+int fx__b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *outlen);
+
 /* Check a decoded JOSE header (JSON text of len bytes). 0 or FX_EAUTH. */
 int fx__jwt_check_header(const char *json, size_t len, const struct fx__jwt_policy *pol,
                          struct fx_err *err);

@@ -288,34 +288,6 @@ out:
     return rc;
 }
 
-static int is_b64url(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_';
-}
-
-static int check_part(const char *part, size_t n, const char *name, size_t offset,
-                      struct fx_err *err)
-{
-    if (n == 0 && strcmp(name, "signature") != 0)
-        return fx__auth_refuse(err, name, "token %s part is empty", name);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)part[i];
-        if (!is_b64url(c)) {
-            char show[8];
-            if (c >= 0x21 && c < 0x7f)
-                snprintf(show, sizeof(show), "'%c'", c);
-            else
-                snprintf(show, sizeof(show), "0x%02x", c);
-            return fx__auth_refuse(err, name,
-                                   "token %s has %s at byte %zu, which is not base64url "
-                                   "(A-Z a-z 0-9 - _, no '=' padding)",
-                                   name, show, offset + i + 1);
-        }
-    }
-    return 0;
-}
-
 /*
  * Strict base64url decoding (no padding, no stray bits: each token has one
  * spelling). Not libsodium's sodium_base642bin: that one is constant-time,
@@ -333,7 +305,7 @@ static int b64_value(unsigned char c)
     return c == '-' ? 62 : c == '_' ? 63 : -1;
 }
 
-static int b64_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *outlen)
+int fx__b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *outlen)
 {
     if (n % 4 == 1 || n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0) > cap)
         return -1;
@@ -354,6 +326,28 @@ static int b64_decode(const char *in, size_t n, unsigned char *out, size_t cap, 
     if (acc & ((1u << bits) - 1))
         return -1;
     *outlen = o;
+    return 0;
+}
+
+static int check_part(const char *part, size_t n, const char *name, size_t offset,
+                      struct fx_err *err)
+{
+    if (n == 0 && strcmp(name, "signature") != 0)
+        return fx__auth_refuse(err, name, "token %s part is empty", name);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)part[i];
+        if (b64_value(c) < 0) {
+            char show[8];
+            if (c >= 0x21 && c < 0x7f)
+                snprintf(show, sizeof(show), "'%c'", c);
+            else
+                snprintf(show, sizeof(show), "0x%02x", c);
+            return fx__auth_refuse(err, name,
+                                   "token %s has %s at byte %zu, which is not base64url "
+                                   "(A-Z a-z 0-9 - _, no '=' padding)",
+                                   name, show, offset + i + 1);
+        }
+    }
     return 0;
 }
 
@@ -403,7 +397,7 @@ static int verify_token(struct fx_auth *a, const char *tok, size_t len, int64_t 
     size_t n = 0;
     /* the header this server writes passes the checks: skip decoding it again */
     if (hlen != a->header_b64_len || memcmp(hdr, a->header_b64, hlen) != 0) {
-        if (b64_decode(hdr, hlen, buf, sizeof(buf), &n) != 0)
+        if (fx__b64url_decode(hdr, hlen, buf, sizeof(buf), &n) != 0)
             return fx__auth_refuse(err, "header", "token header is not valid base64url");
         rc = fx__jwt_check_header((const char *)buf, n, &a->pol, err);
         if (rc)
@@ -414,7 +408,7 @@ static int verify_token(struct fx_auth *a, const char *tok, size_t len, int64_t 
     size_t siglen = 0;
     if (slen == 0)
         return fx__auth_refuse(err, "signature", "token has no signature");
-    if (b64_decode(sig, slen, sigbin, sizeof(sigbin), &siglen) != 0)
+    if (fx__b64url_decode(sig, slen, sigbin, sizeof(sigbin), &siglen) != 0)
         return fx__auth_refuse(err, "signature",
                                "token signature is not valid base64url or is too long");
     int ok = a->alg == FX__JWT_HS256 ? hs256_matches(a, tok, dots[1], sigbin, siglen)
@@ -425,7 +419,7 @@ static int verify_token(struct fx_auth *a, const char *tok, size_t len, int64_t 
                                "with this server's key, or was altered",
                                a->pol.alg);
 
-    if (b64_decode(pay, plen, buf, sizeof(buf), &n) != 0)
+    if (fx__b64url_decode(pay, plen, buf, sizeof(buf), &n) != 0)
         return fx__auth_refuse(err, "payload", "token payload is not valid base64url");
     return fx__jwt_check_claims((const char *)buf, n, &a->pol, now_ms, p, nbf_ms, exp_ms, err);
 }

@@ -892,7 +892,8 @@ out:
 static int env_silently_ignored(const char *var)
 {
     return strcmp(var, "FLUXO_CONFIG") == 0 || strcmp(var, "FLUXO_BIN") == 0 ||
-           strcmp(var, "FLUXO_SOURCE_DIR") == 0 || strncmp(var, "FLUXO_TEST_", 11) == 0;
+           strcmp(var, "FLUXO_SOURCE_DIR") == 0 || strncmp(var, "FLUXO_TEST_", 11) == 0 ||
+           strcmp(var, "FLUXO_AUTH_FAST_HASH") == 0 || strcmp(var, "FLUXO_BENCH_TOKEN") == 0;
 }
 
 static int load_environ(struct fx_config *c, struct fx_err *err)

@@ -72,10 +72,10 @@ struct fx_multipart {
     char pre[BOUNDARY_MAX + 4]; /* "\n--" boundary: the first boundary line */
     char pat[BOUNDARY_MAX + 5]; /* "\r\n--" boundary, or "\n--" boundary in LF mode */
     size_t pre_len, pat_len;
-    size_t j;      /* bytes of the pattern matched (held back) */
-    int crlf;      /* MS_PAD_CR was seen: the boundary line ended in CRLF */
-    size_t parts;  /* parts begun */
-    int in_part;   /* a part's data is streaming */
+    size_t j;     /* bytes of the pattern matched (held back) */
+    int crlf;     /* MS_PAD_CR was seen: the boundary line ended in CRLF */
+    size_t parts; /* parts begun */
+    int in_part;  /* a part's data is streaming */
 
     struct fx_buf h;   /* the header section of the current part */
     size_t line_start; /* offset in h of the line being collected */
@@ -179,6 +179,38 @@ static const char *describe(unsigned char c, char buf[16])
     return buf;
 }
 
+/* Up to max bytes of src into dst (cap >= max + 1), whole UTF-8 characters only, with
+ * control bytes and invalid UTF-8 as '?': header text quoted in a reason must not break
+ * the JSON or the log line it ends up in. */
+static const char *shown(char *dst, size_t cap, const char *src, size_t max)
+{
+    size_t n = strnlen(src, max), o = 0, i = 0;
+    while (i < n) {
+        size_t end = i + fx__csv_utf8_check(src + i, n - i);
+        while (i < end) {
+            unsigned char c = (unsigned char)src[i];
+            size_t l = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            if (o + l + 1 > cap)
+                goto done;
+            if (l == 1)
+                dst[o] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+            else
+                memcpy(dst + o, src + i, l);
+            o += l;
+            i += l;
+        }
+        if (i < n) {
+            if (o + 2 > cap)
+                goto done;
+            dst[o++] = '?';
+            i++;
+        }
+    }
+done:
+    dst[o] = '\0';
+    return dst;
+}
+
 /* ---- parameters (Content-Type, Content-Disposition) ---------------------------- */
 
 static const char *skip_ws(const char *s)
@@ -250,9 +282,10 @@ int fx_multipart_boundary(const char *content_type, char *out, size_t cap, struc
     static const char mt[] = "multipart/form-data";
     const char *s = skip_ws(content_type ? content_type : "");
     size_t tl = strcspn(s, "; \t");
+    char sh[101];
     if (tl != sizeof(mt) - 1 || strncasecmp(s, mt, tl) != 0)
-        return fx_err_set(err, FX_EPARSE, "multipart: Content-Type '%.100s' is not %s",
-                          content_type ? content_type : "", mt);
+        return fx_err_set(err, FX_EPARSE, "multipart: Content-Type '%s' is not %s",
+                          shown(sh, sizeof(sh), content_type ? content_type : "", 100), mt);
     s += tl;
     struct fx_buf val;
     fx_buf_init(&val, 0);
@@ -263,34 +296,36 @@ int fx_multipart_boundary(const char *content_type, char *out, size_t cap, struc
         if (!name_is(name, nlen, "boundary"))
             continue;
         if (found) {
-            rc = fx_err_set(err, FX_EPARSE, "multipart: Content-Type has two boundary "
-                                            "parameters");
+            rc = fx_err_set(err, FX_EPARSE,
+                            "multipart: Content-Type has two boundary "
+                            "parameters");
             goto out;
         }
         found = 1;
         if (!boundary_ok(val.data, val.len)) {
             rc = fx_err_set(err, FX_EPARSE,
-                            "multipart: boundary '%.80s' is not valid (1 to 70 letters, digits "
+                            "multipart: boundary '%s' is not valid (1 to 70 letters, digits "
                             "or '()+_,-./:=? characters, not ending in a space)",
-                            val.data);
+                            shown(sh, sizeof(sh), val.data, 80));
             goto out;
         }
         if (val.len + 1 > cap) {
             rc = fx_err_set(err, FX_ETOOBIG,
-                            "multipart: boundary of %zu characters does not fit %zu bytes",
-                            val.len, cap);
+                            "multipart: boundary of %zu characters does not fit %zu bytes", val.len,
+                            cap);
             goto out;
         }
         memcpy(out, val.data, val.len + 1);
     }
     if (rc < 0) {
-        rc = fx_err_set(err, FX_EPARSE, "multipart: malformed parameters in Content-Type "
-                                        "'%.100s'",
-                        content_type);
+        rc = fx_err_set(err, FX_EPARSE, "multipart: malformed parameters in Content-Type '%s'",
+                        shown(sh, sizeof(sh), content_type, 100));
         goto out;
     }
-    rc = found ? 0 : fx_err_set(err, FX_EPARSE, "multipart: Content-Type has no boundary "
-                                                "parameter");
+    rc = found ? 0
+               : fx_err_set(err, FX_EPARSE,
+                            "multipart: Content-Type has no boundary "
+                            "parameter");
 out:
     fx_buf_cleanup(&val);
     return rc;
@@ -369,10 +404,11 @@ static char *base_name(struct fx_multipart *m, const char *s, size_t n)
 static int disposition(struct fx_multipart *m, const char *v, struct fx_multipart_part *part)
 {
     size_t tl = strcspn(v, "; \t");
+    char sh[101];
     if (tl != 9 || strncasecmp(v, "form-data", 9) != 0)
         return fail(m, FX_EPARSE,
-                    "multipart: part %zu: Content-Disposition is '%.*s', expected form-data",
-                    m->parts, (int)(tl > 60 ? 60 : tl), v);
+                    "multipart: part %zu: Content-Disposition is '%s', expected form-data",
+                    m->parts, shown(sh, sizeof(sh), v, tl > 60 ? 60 : tl));
     const char *s = v + tl, *name;
     size_t nlen;
     struct fx_buf val, ext;
@@ -390,14 +426,14 @@ static int disposition(struct fx_multipart *m, const char *v, struct fx_multipar
             continue;
         if ((*seen)++) {
             rc = fail(m, FX_EPARSE,
-                      "multipart: part %zu: Content-Disposition has the parameter '%.*s' twice",
-                      m->parts, (int)nlen, name);
+                      "multipart: part %zu: Content-Disposition has the parameter '%s' twice",
+                      m->parts, shown(sh, sizeof(sh), name, nlen));
             goto out;
         }
         if (seen == &seen_name) {
             if (fx__csv_utf8_check(val.data, val.len) != val.len) {
-                rc = fail(m, FX_EENCODING, "multipart: part %zu: field name is not UTF-8",
-                          m->parts);
+                rc =
+                    fail(m, FX_EENCODING, "multipart: part %zu: field name is not UTF-8", m->parts);
                 goto out;
             }
             part->name = fx_arena_strndup(&m->arena, val.data, val.len);
@@ -406,21 +442,20 @@ static int disposition(struct fx_multipart *m, const char *v, struct fx_multipar
             fn_len = val.len;
         } else if (ext_value(val.data, &ext) != 0) {
             rc = fail(m, FX_EPARSE,
-                      "multipart: part %zu: filename* '%.80s' is not a valid RFC 5987 value in "
+                      "multipart: part %zu: filename* '%s' is not a valid RFC 5987 value in "
                       "UTF-8 or ISO-8859-1",
-                      m->parts, val.data);
+                      m->parts, shown(sh, sizeof(sh), val.data, 80));
             goto out;
         }
     }
     if (rc < 0) {
         rc = fail(m, FX_EPARSE,
-                  "multipart: part %zu: malformed parameters in Content-Disposition '%.100s'",
-                  m->parts, v);
+                  "multipart: part %zu: malformed parameters in Content-Disposition '%s'", m->parts,
+                  shown(sh, sizeof(sh), v, 100));
         goto out;
     }
     if (!seen_name) {
-        rc = fail(m, FX_EPARSE, "multipart: part %zu: Content-Disposition has no name",
-                  m->parts);
+        rc = fail(m, FX_EPARSE, "multipart: part %zu: Content-Disposition has no name", m->parts);
         goto out;
     }
     if (seen_ext) {
@@ -457,6 +492,8 @@ static int part_headers(struct fx_multipart *m)
 {
     char *h = m->h.data;
     size_t n = m->line_start;
+    if (memchr(h, '\0', n))
+        return fail(m, FX_EPARSE, "multipart: part %zu has a NUL byte in its headers", m->parts);
     h[n] = '\0';
     /* unfold: a line starting with a blank continues the previous one */
     for (size_t i = 1; i < n; i++) {
@@ -480,15 +517,9 @@ static int part_headers(struct fx_multipart *m)
         char *colon = strchr(line, ':');
         size_t nl_len = colon ? strcspn(line, " \t:") : 0;
         if (!colon || nl_len == 0 || line + nl_len != colon) {
-            char shown[64];
-            size_t k = 0;
-            for (; line[k] && k < 60; k++) /* printable ASCII only: it goes into a reason */
-                shown[k] = (unsigned char)line[k] < 0x20 || (unsigned char)line[k] >= 0x7f
-                               ? '?'
-                               : line[k];
-            shown[k] = '\0';
+            char sh[61];
             int rc = fail(m, FX_EPARSE, "multipart: part %zu has a malformed header line '%s'",
-                          m->parts, shown);
+                          m->parts, shown(sh, sizeof(sh), line, 60));
             fx_err_value(&m->ferr, line, strlen(line));
             return rc;
         }
@@ -496,8 +527,8 @@ static int part_headers(struct fx_multipart *m)
         char *value = trim(colon + 1);
         if (strcasecmp(line, "Content-Disposition") == 0) {
             if (cd)
-                return fail(m, FX_EPARSE,
-                            "multipart: part %zu has two Content-Disposition headers", m->parts);
+                return fail(m, FX_EPARSE, "multipart: part %zu has two Content-Disposition headers",
+                            m->parts);
             cd = value;
         } else if (strcasecmp(line, "Content-Type") == 0 && !part.content_type && *value) {
             part.content_type = value;
@@ -776,8 +807,8 @@ int fx_multipart_finish(struct fx_multipart *m, struct fx_err *err)
                  "%zu)",
                  m->parts);
         else
-            fail(m, FX_EPARSE,
-                 "multipart: body ended before the closing boundary (in part %zu)", m->parts);
+            fail(m, FX_EPARSE, "multipart: body ended before the closing boundary (in part %zu)",
+                 m->parts);
         break;
     }
     if (err && m->rc < 0)

@@ -16,12 +16,15 @@
  * (the only data kept for the life of the reader). Shared strings are
  * interned as NUL-terminated texts in one buffer addressed by 32-bit offsets,
  * so a string costs its text plus 4 bytes. Past limits.sst_mem bytes of text
- * the buffer goes to an unlinked temporary file, written behind as parsing
- * goes and then mapped read-only; whenever the lookups have touched more than
- * sst_mem bytes of the mapping, its pages are given back (MADV_DONTNEED).
- * They stay in the page cache, so pointers already handed out remain valid
- * and cost a minor fault when read again: a sheet with millions of distinct
- * strings reads in tens of megabytes.
+ * the table goes to an unlinked temporary file, written behind as parsing
+ * goes; each sheet parser then reads it back (pread) through its own cache of
+ * 16 KiB pages, half of sst_mem each, and copies the strings into its row
+ * text, so nothing points into a page that may be evicted. Strings are
+ * numbered in order of first use by the writers we know, so rows mostly hit
+ * the newest pages and a few popular ones: a sheet with millions of distinct
+ * strings reads in tens of megabytes. (A mapping of the file would not do:
+ * the kernel maps whole page-cache folios, so its resident size is not ours
+ * to bound.)
  *
  * Rows, serially. The sheet entry is inflated with zip_fread in blocks
  * straight into expat's buffer (XML_GetBuffer/XML_ParseBuffer). When </row>
@@ -29,8 +32,8 @@
  * resumable), fx_reader_next returns the row, and the next call resumes it
  * (XML_ResumeParser) where it stopped, feeding another block when the current
  * one is used up. A row's cell text lives in one row buffer (shared strings
- * point into the table), so memory is the shared strings plus one row plus
- * one block.
+ * point into the table while it is in memory), so memory is the shared
+ * strings plus one row plus one block.
  *
  * Rows, in chunks. Expat is most of the cost of a sheet and runs on one core,
  * so a sheet larger than four blocks is parsed in pieces once <sheetData>
@@ -57,9 +60,7 @@
  * chunk states are guarded by one mutex; a chunk being parsed belongs to the
  * thread that marked it busy, and a parsed chunk at the head of the list to
  * the reading thread. The worker is joined before the reader leaves chunk
- * mode or is freed. Only the spilled shared strings' residency accounting is
- * shared without the mutex (relaxed atomics: it only decides when to give
- * pages back).
+ * mode or is freed.
  *
  * Safety: every part is size-checked (total uncompressed bytes, compression
  * ratio per entry, counted while inflating since headers can lie), DOCTYPEs
@@ -77,13 +78,11 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <unistd.h>
 #include <zip.h>
 
@@ -104,7 +103,7 @@ struct fx__xlsx_limits fx__xlsx_limits = {
 #define CHUNKS_MAX 4        /* chunks alive: queued, being parsed, parsed, being returned */
 #define PREFIX_MAX 1024     /* bytes of open elements replayed before a chunk */
 #define DEPTH_MAX 16        /* open elements around <sheetData> */
-#define SST_WIN_SHIFT 16    /* residency of spilled strings is counted in 64 KiB windows */
+#define SST_PAGE_SHIFT 14   /* spilled shared strings are read back in 16 KiB pages */
 #define SST_WBUF (1u << 20) /* write-behind buffer once the shared strings are spilled */
 #define AGAIN 2             /* internal: switched between serial and chunk mode */
 
@@ -369,6 +368,10 @@ struct sheetp {
     enum ctype ct;
     unsigned style;
     size_t cstart;
+    /* spilled shared strings: this parser's page cache (direct-mapped) */
+    char *pages;
+    size_t *page_no; /* page held by each slot, SIZE_MAX = none */
+    size_t nslots;
 };
 
 struct xlsx {
@@ -399,17 +402,14 @@ struct xlsx {
     /* shared strings: string i is the NUL-terminated text at offset
      * sst_off[i] of the table (sst_len bytes so far). In memory the buffer sst
      * holds it all; once spilled, it holds the text from sst_base on (not yet
-     * written) and, after parsing, the file is mapped at sst_map. */
+     * written to sst_fd), and nothing once the part is parsed. */
     char *sst;
     size_t sst_len, sst_cap, sst_base;
     uint32_t *sst_off;
     size_t nsst, sst_off_cap;
     int sst_fd, sst_nospill;
     char *sst_dir;
-    const char *sst_map;
-    atomic_uchar *sst_seen; /* windows of the mapping touched since the last purge */
-    atomic_size_t sst_resident;
-    size_t sst_budget; /* windows */
+    int sst_spilled;
     int in_si, in_t, rph;
     size_t si_start;
 
@@ -993,16 +993,7 @@ static int sst_finish(struct xlsx *x, struct fx_err *err)
     free(x->sst);
     x->sst = NULL;
     x->sst_cap = 0;
-    void *m = mmap(NULL, x->sst_len, PROT_READ, MAP_SHARED, x->sst_fd, 0);
-    if (m == MAP_FAILED)
-        return fail(x, err, FX_EIO,
-                    "xl/sharedStrings.xml: cannot map %zu bytes of shared strings: %s", x->sst_len,
-                    strerror(errno));
-    x->sst_map = m;
-    x->sst_seen = fx_calloc((x->sst_len >> SST_WIN_SHIFT) + 1, sizeof(*x->sst_seen));
-    x->sst_budget = x->lim.sst_mem >> SST_WIN_SHIFT;
-    if (x->sst_budget < 2)
-        x->sst_budget = 2;
+    x->sst_spilled = 1;
     return 0;
 }
 
@@ -1073,34 +1064,12 @@ static void XMLCALL sst_chars(void *ud, const XML_Char *s, int len)
     x->sst_len += (size_t)len;
 }
 
-/* Count the windows of the mapping a lookup touches; past the budget, give
- * the mapping's pages back to the page cache (see the design note). Both
- * threads may call this: the accounting is approximate by design. */
-static void sst_touch(struct xlsx *x, size_t off, size_t end)
+/* Offset and length of shared string i. */
+static size_t sst_span(const struct xlsx *x, size_t i, size_t *len)
 {
-    for (size_t w = off >> SST_WIN_SHIFT; w <= (end - 1) >> SST_WIN_SHIFT; w++) {
-        if (atomic_load_explicit(&x->sst_seen[w], memory_order_relaxed))
-            continue;
-        atomic_store_explicit(&x->sst_seen[w], 1, memory_order_relaxed);
-        if (atomic_fetch_add_explicit(&x->sst_resident, 1, memory_order_relaxed) + 1 <=
-            x->sst_budget)
-            continue;
-        (void)madvise((void *)x->sst_map, x->sst_len, MADV_DONTNEED);
-        for (size_t i = 0; i <= x->sst_len >> SST_WIN_SHIFT; i++)
-            atomic_store_explicit(&x->sst_seen[i], 0, memory_order_relaxed);
-        atomic_store_explicit(&x->sst_resident, 0, memory_order_relaxed);
-    }
-}
-
-static const char *sst_get(struct xlsx *x, size_t i, size_t *len)
-{
-    size_t off = x->sst_off[i];
     size_t end = i + 1 < x->nsst ? x->sst_off[i + 1] : x->sst_len;
-    *len = end - off - 1;
-    if (!x->sst_map)
-        return x->sst + off;
-    sst_touch(x, off, end);
-    return x->sst_map + off;
+    *len = end - x->sst_off[i] - 1;
+    return x->sst_off[i];
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1158,6 +1127,59 @@ static void row_bad(struct sheetp *p, int code, size_t col, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(p->berr.reason, sizeof(p->berr.reason), fmt, ap);
     va_end(ap);
+}
+
+static int pread_all(int fd, char *buf, size_t n, size_t off)
+{
+    while (n > 0) {
+        ssize_t got = pread(fd, buf, n, (off_t)off);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            if (got == 0)
+                errno = EIO; /* the file is ours: short means damaged */
+            return -1;
+        }
+        buf += got;
+        off += (size_t)got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+/* Copy len bytes of the spilled shared strings at off to dst through this
+ * parser's page cache. Returns 0, or -1 with errno set. */
+static int sst_copy(struct sheetp *p, size_t off, size_t len, char *dst)
+{
+    struct xlsx *x = p->x;
+    const size_t psize = (size_t)1 << SST_PAGE_SHIFT;
+    if (!p->pages) {
+        size_t n = (x->lim.sst_mem / 2) >> SST_PAGE_SHIFT;
+        p->nslots = n < 4 ? 4 : n;
+        p->pages = fx_malloc(p->nslots * psize);
+        p->page_no = fx_malloc(p->nslots * sizeof(*p->page_no));
+        for (size_t i = 0; i < p->nslots; i++)
+            p->page_no[i] = SIZE_MAX;
+    }
+    while (len > 0) {
+        size_t page = off >> SST_PAGE_SHIFT, at = off & (psize - 1);
+        size_t slot = page % p->nslots;
+        char *mem = p->pages + slot * psize;
+        if (p->page_no[slot] != page) {
+            size_t start = page * psize;
+            size_t want = x->sst_len - start < psize ? x->sst_len - start : psize;
+            p->page_no[slot] = SIZE_MAX;
+            if (pread_all(x->sst_fd, mem, want, start) != 0)
+                return -1;
+            p->page_no[slot] = page;
+        }
+        size_t n = psize - at < len ? psize - at : len;
+        memcpy(dst, mem + at, n);
+        dst += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
 }
 
 static void rb_reserve(struct rowbuf *r, size_t extra)
@@ -1433,17 +1455,29 @@ static void cell_end(struct sheetp *p)
                     p->row, text);
             return;
         }
-        c->s = sst_get(x, (size_t)idx, &c->len);
-        coff[col - 1] = SIZE_MAX;
-        if (c->len > x->max_field) {
+        size_t len, off = sst_span(x, (size_t)idx, &len);
+        if (len > x->max_field) {
             col_name(col, cref);
             row_bad(p, FX_ETOOBIG, col, "cell %s%ld longer than %zu bytes (max_field_bytes)", cref,
                     p->row, x->max_field);
             return;
         }
-        p->row_bytes += c->len;
-        if (!c->len)
+        if (!len)
             c->type = FX_CELL_EMPTY;
+        if (!x->sst_spilled) { /* point into the table */
+            c->s = x->sst + off;
+            c->len = len;
+            coff[col - 1] = SIZE_MAX;
+            p->row_bytes += len;
+            break;
+        }
+        rb_reserve(r, len + 1); /* a copy: cached pages come and go */
+        if (sst_copy(p, off, len, r->rb + p->cstart) != 0) {
+            pfatal(p, FX_EIO, "%s: cannot read shared strings back from a temporary file in %s: %s",
+                   x->part, x->sst_dir, strerror(errno));
+            return;
+        }
+        r->rb_len = p->cstart + len;
         break;
     }
     case T_STR:
@@ -1724,6 +1758,8 @@ static void sheetp_free(struct sheetp *p)
     if (p->xp)
         XML_ParserFree(p->xp);
     rowbuf_free(&p->r);
+    free(p->pages);
+    free(p->page_no);
     free(p);
 }
 
@@ -1781,8 +1817,10 @@ static long long serial_read(struct xlsx *x, char *buf, size_t cap, struct fx_er
             *err = x->src_err;
         return x->src_fatal;
     }
-    if (x->sheet_eof)
+    if (x->sheet_eof) {
+        x->progress = (long long)x->sheet_got;
         return 0;
+    }
     long long n = read_entry(x, x->zf, x->sheet_part, buf, cap, x->sheet_comp, &x->sheet_got, err);
     if (n == 0)
         x->sheet_eof = 1;
@@ -2152,7 +2190,10 @@ static void start_chunks(struct xlsx *x)
     x->ctx[0] = p;
     x->ctx[1] = fx_calloc(1, sizeof(*x->ctx[1]));
     x->ctx[1]->x = x;
+    /* a chunk holds whole rows: past this without a row end, go serial */
     x->pend_max = x->max_line + (1u << 20) + 2 * x->block;
+    if (x->pend_max > (64u << 20))
+        x->pend_max = 64u << 20;
     x->chunked = 1;
     if (sysconf(_SC_NPROCESSORS_ONLN) > 1 && pthread_create(&x->th, NULL, worker, x) == 0)
         x->have_thread = 1;
@@ -2308,11 +2349,8 @@ static void xlsx_free(void *self)
     free(x->fmt_kind);
     free(x->sst);
     free(x->sst_off);
-    if (x->sst_map)
-        munmap((void *)x->sst_map, x->sst_len);
     if (x->sst_fd >= 0)
         close(x->sst_fd);
-    free(x->sst_seen);
     free(x->sst_dir);
     free(x->sheet_part);
     sheetp_free(x->sp);
@@ -2472,7 +2510,7 @@ int fx_xlsx_reader_open(const char *path, const struct fx_reader_opts *opts, str
     x->sp->want_chunks = x->sheet_size > 4 * (unsigned long long)x->block;
     fx_log_debug("xlsx", "%s: sheet \"%s\" (%s), %zu shared strings (%zu bytes%s), %llu bytes",
                  path, x->sheets[x->chosen].name, x->sheet_part, x->nsst, x->sst_len,
-                 x->sst_map ? ", spilled to a temporary file" : "", x->sheet_size);
+                 x->sst_spilled ? ", spilled to a temporary file" : "", x->sheet_size);
     *out = fx_reader_wrap(&xlsx_reader_ops, x, path);
     return 0;
 out:

@@ -112,6 +112,21 @@ static int list_stored(void *ud, long row, int column, const char *field, const 
     return 0;
 }
 
+static int list_api_issue(void *ud, const struct fx_api_issue *is)
+{
+    struct listing *l = ud;
+    int e = is->severity == FX_ISSUE_ERROR;
+    struct fx_buf *b = e ? l->err : l->warn;
+    size_t *k = e ? &l->nerr : &l->nwarn;
+    if (*k < MAX_LISTED) {
+        if (*k)
+            fx_buf_putc(b, ',');
+        issue_json(b, is->record, is->line, is->field, is->value, is->rule, is->reason);
+    }
+    (*k)++;
+    return 0;
+}
+
 static void counts_json(struct fx_buf *b, const struct fx_api_counts *c)
 {
     fx_buf_printf(b,
@@ -138,24 +153,14 @@ static void reply_records(struct req *r, struct fx_api_req *ar)
         fx_err_clear(&err);
         struct fx_ingest *ig = http_ingest_get(r->h, &err);
         if (ig) {
-            fx_ingest_request_issues(ig, c->correlation_id, 10000, list_stored, &l);
+            fx_ingest_request_issues(ig, c->correlation_id, 100000, list_api_issue, &l);
             http_ingest_put(r->h, ig);
         }
     } else {
         const struct fx_api_issue *is;
         size_t n = fx_api_req_issues(ar, &is);
-        for (size_t i = 0; i < n; i++) {
-            int e = is[i].severity == FX_ISSUE_ERROR;
-            struct fx_buf *b = e ? &eb : &wb;
-            size_t *k = e ? &l.nerr : &l.nwarn;
-            if (*k < MAX_LISTED) {
-                if (*k)
-                    fx_buf_putc(b, ',');
-                issue_json(b, is[i].record, is[i].line, is[i].field, is[i].value, is[i].rule,
-                           is[i].reason);
-            }
-            (*k)++;
-        }
+        for (size_t i = 0; i < n; i++)
+            list_api_issue(&l, &is[i]);
     }
     struct fx_buf b;
     fx_buf_init(&b, 0);

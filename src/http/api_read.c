@@ -242,6 +242,20 @@ static int err_row(void *ud, long row, int column, const char *field, const char
     return 0;
 }
 
+static int err_api(void *ud, const struct fx_api_issue *is)
+{
+    struct err_out *e = ud;
+    size_t before = e->o->len;
+    err_row(ud, is->record, is->column, is->field, is->value, is->rule, is->reason,
+            is->severity == FX_ISSUE_ERROR ? "error" : "warning");
+    if (!e->csv && is->line > 0 && e->o->len > before) {
+        /* add the body line before the closing brace */
+        e->o->len--;
+        fx_buf_printf(e->o, ",\"line\":%ld}", is->line);
+    }
+    return 0;
+}
+
 void api_batch_errors(struct req *r)
 {
     if (!valid_id(r, r->params[0]))
@@ -320,7 +334,7 @@ void api_request_status(struct req *r)
     fx_buf_init(&o, 0);
     fx_buf_init(&eb, 0);
     struct err_out e = {&eb, 0, 0};
-    fx_ingest_request_issues(ig, c.correlation_id, 1000, err_row, &e);
+    fx_ingest_request_issues(ig, c.correlation_id, 1000, err_api, &e);
     http_ingest_put(r->h, ig);
     const char *phase = c.accepted == 0                           ? "done"
                         : c.applied == c.accepted                 ? "applied"

@@ -20,6 +20,7 @@
 #include "fluxo/util.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -313,13 +314,18 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     atomic_fetch_sub(&h->inflight, 1);
 }
 
+struct hdr_count {
+    int n;
+    size_t bytes;
+};
+
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
 {
     (void)kind;
-    (void)key;
-    (void)value;
-    (*(int *)cls)++;
+    struct hdr_count *c = cls;
+    c->n++;
+    c->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
     return MHD_YES;
 }
 
@@ -357,11 +363,17 @@ static void begin(struct req *r)
     /* always ours: it keys the request's records, a client's could repeat */
     fx_uuid7(r->corr);
 
-    int nh = 0;
-    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &nh);
-    if (nh > h->max_headers) {
-        req_problemf(r, 431, NULL, "%d header lines; at most %d are accepted", nh,
+    struct hdr_count hc = {0, strlen(r->method) + strlen(r->url) + 12};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &hc);
+    if (hc.n > h->max_headers) {
+        req_problemf(r, 431, NULL, "%d header lines; at most %d are accepted", hc.n,
                      h->max_headers);
+        return;
+    }
+    if (hc.bytes > h->max_header_bytes) {
+        req_problemf(r, 431, NULL,
+                     "the request line and headers are %zu bytes; at most %zu are accepted",
+                     hc.bytes, h->max_header_bytes);
         return;
     }
     int path_known;
@@ -600,6 +612,30 @@ void api_count_rows(struct fx_http *h, const char *pipeline, const struct fx_api
     }
 }
 
+/* Uploads left by a process that died mid-request (a finished upload is
+ * deleted after its import): older than an hour, so another process's
+ * upload in progress is never touched. */
+static void clean_uploads(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    time_t now = time(NULL);
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *p = fx_asprintf("%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode) && now - sb.st_mtime > 3600) {
+            fx_log_info("http", "removing an upload left by an earlier run: %s", p);
+            unlink(p);
+        }
+        free(p);
+    }
+    closedir(d);
+}
+
 int fx_http_start(struct fx_runtime *rt, struct fx_http **out, struct fx_err *err)
 {
     *out = NULL;
@@ -621,6 +657,7 @@ int fx_http_start(struct fx_runtime *rt, struct fx_http **out, struct fx_err *er
     if (h->max_small_body > h->max_body)
         h->max_small_body = h->max_body;
     h->max_headers = (int)fx_config_int(cfg, "http.max_headers");
+    h->max_header_bytes = (size_t)fx_config_int(cfg, "http.max_header_bytes");
     h->max_queued_rows = fx_config_int(cfg, "http.max_queued_rows");
     const char *cors = fx_config_str(cfg, "http.cors_origin");
     h->cors_origin = cors ? fx_strdup(cors) : NULL;
@@ -629,6 +666,7 @@ int fx_http_start(struct fx_runtime *rt, struct fx_http **out, struct fx_err *er
         rc = fx_err_set(err, FX_EIO, "cannot create %s", h->upload_dir);
         goto fail;
     }
+    clean_uploads(h->upload_dir);
     if ((rc = fx_auth_open(cfg, rt->db_url, rt->data_dir, &h->auth, err)))
         goto fail;
     if ((rc = fx_api_writer_start(rt, &h->writer, err)))
@@ -643,7 +681,7 @@ int fx_http_start(struct fx_runtime *rt, struct fx_http **out, struct fx_err *er
     size_t hdr = (size_t)fx_config_int(cfg, "http.max_header_bytes");
     /* the connection's memory pool holds the request line and headers plus
      * the read buffer for the body: a little above the header limit */
-    size_t pool = hdr + 4 * 1024;
+    size_t pool = hdr + 16 * 1024;
     h->d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,

@@ -73,6 +73,7 @@ static const struct fx_migration ingest_migrations[] = {
      NULL, NULL},
     {2, "API requests: per-request counts, idempotency keys; issues by request",
      "ALTER TABLE issues ADD COLUMN correlation_id TEXT;"
+     "ALTER TABLE issues ADD COLUMN line INTEGER;"
      "CREATE INDEX issues_request ON issues(correlation_id, row) WHERE correlation_id IS NOT NULL;"
      "CREATE TABLE api_requests ("
      " correlation_id TEXT PRIMARY KEY, batch_id TEXT NOT NULL REFERENCES batches(id),"

@@ -23,6 +23,7 @@
  * without is keyed by (request, record) and its content key only flags a
  * possible duplicate.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "fluxo/log.h"
 #include "fluxo/mem.h"
 #include "fluxo/services.h"
@@ -115,8 +116,8 @@ static struct fx_binding *bind_for(const struct fx_pipeline *p, const char *cons
 struct api_row {
     int64_t key[2], content[2];
     int by_content, distinct_content;
-    long record;
-    size_t off, len; /* rendered chunk row (without src_row and key) in frag */
+    long record, line;
+    size_t off, len; /* rendered chunk row in frag */
     int dropped;     /* writer: duplicate */
 };
 
@@ -212,9 +213,20 @@ static struct fx_api_issue *push_issue(struct fx_api_req *r)
         r->capissues = r->capissues ? r->capissues * 2 : 8;
         r->issues = fx_realloc(r->issues, r->capissues * sizeof(*r->issues));
     }
-    struct fx_api_issue *is = &r->issues[r->nissues++];
+    struct fx_api_issue *is = &r->issues[r->nissues];
     memset(is, 0, sizeof(*is));
+    is->seq = (long)r->nissues++;
     return is;
+}
+
+/* Issues in record order, then in the order they were found: the order of
+ * the reply and of the stored issues, so a replayed reply is the same. */
+static int cmp_issue(const void *a, const void *b)
+{
+    const struct fx_api_issue *x = a, *y = b;
+    if (x->record != y->record)
+        return x->record < y->record ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 static void copy_issue(struct fx_api_issue *d, const struct fx_issue *s)
@@ -278,6 +290,7 @@ int fx_api_req_add(struct fx_api_req *r, const char *const *names, const struct 
     fx__key_words(content, ar->content);
     ar->distinct_content = memcmp(key, content, 64) != 0;
     ar->record = record;
+    ar->line = line;
     ar->off = r->frag.len;
     /* rendered here, on the request's thread: the writer only copies it into a chunk */
     fx__chunk_row(&r->frag, 1, r->p, &r->row, key, r->raw, r->nraw);
@@ -635,7 +648,7 @@ static int issue_insert(struct fx_store *db, const char *batch, const char *corr
     struct fx_stmt *st;
     int rc = fx_store_prepare(db,
                               "INSERT INTO issues(batch_id,row,col,field,value,rule,reason,"
-                              "severity,correlation_id) VALUES(?,?,?,?,?,?,?,?,?)",
+                              "severity,correlation_id,line) VALUES(?,?,?,?,?,?,?,?,?,?)",
                               &st, err);
     if (rc)
         return rc;
@@ -649,6 +662,10 @@ static int issue_insert(struct fx_store *db, const char *batch, const char *corr
     fx_stmt_bind_text(st, 7, is->reason, strlen(is->reason));
     fx_stmt_bind_text(st, 8, sev, strlen(sev));
     fx_stmt_bind_text(st, 9, corr, 36);
+    if (is->line > 0)
+        fx_stmt_bind_int(st, 10, is->line);
+    else
+        fx_stmt_bind_null(st, 10);
     rc = fx_stmt_step(st);
     fx_stmt_reset(st);
     return rc < 0 ? fx_err_set(err, rc, "cannot record issue: %s", fx_store_errmsg(db)) : 0;
@@ -733,32 +750,41 @@ static int write_req(struct fx_api_writer *w, struct fx_api_req *r, const char *
             c->duplicate++;
             continue;
         }
-        if (ar->distinct_content) {
-            /* by content: record the repeat key for later rows without a time;
-             * by position: a seen repeat key only flags a possible duplicate */
+        if (ar->distinct_content && ar->by_content) {
+            /* the repeat key (content without the time) of a timed row: only
+             * recorded, so later rows without a time can be matched to it */
+            pend_add(w, ar->content);
+        } else if (ar->distinct_content) {
+            /* keyed by position: a repeat key seen before only flags the row */
             if ((rc = seen_take(w, ar->content, err)) < 0)
                 return rc;
-            if (rc == 0 && !ar->by_content) {
+            if (rc == 0) {
                 c->possible_dup++;
-                struct fx_api_issue is = {.record = ar->record,
-                                          .severity = FX_ISSUE_WARN,
-                                          .row_ix = (int)i};
-                snprintf(is.rule, sizeof(is.rule), "possible_duplicate");
-                snprintf(is.reason, sizeof(is.reason),
+                struct fx_api_issue *is = push_issue(r);
+                is->record = ar->record;
+                is->line = ar->line;
+                is->severity = FX_ISSUE_WARN;
+                is->row_ix = (int)i;
+                snprintf(is->rule, sizeof(is->rule), "possible_duplicate");
+                snprintf(is->reason, sizeof(is->reason),
                          "same content as an earlier row; kept because the record has no "
                          "date-time to tell a repeat purchase from a re-sent one");
-                if ((rc = issue_insert(w->ig->db, ob->id, r->corr, &is, err)))
-                    return rc;
             }
         }
         c->accepted++;
         if ((rc = chunk_add(w, ob, r, ar, now, err)))
             return rc;
     }
+    /* warnings of a duplicate row go: the row was not taken */
+    size_t keep = 0;
+    for (size_t i = 0; i < r->nissues; i++)
+        if (!(r->issues[i].row_ix >= 0 && r->rows[r->issues[i].row_ix].dropped))
+            r->issues[keep++] = r->issues[i];
+    r->nissues = keep;
+    if (r->nissues > 1)
+        qsort(r->issues, r->nissues, sizeof(*r->issues), cmp_issue);
     for (size_t i = 0; i < r->nissues; i++) {
         const struct fx_api_issue *is = &r->issues[i];
-        if (is->row_ix >= 0 && r->rows[is->row_ix].dropped)
-            continue; /* warnings of a duplicate row: it was not taken */
         if (is->severity == FX_ISSUE_WARN)
             c->warnings++;
         if ((rc = issue_insert(w->ig->db, ob->id, r->corr, is, err)))
@@ -987,6 +1013,7 @@ int fx_api_writer_start(struct fx_runtime *rt, struct fx_api_writer **out, struc
         free(w);
         return fx_err_set(err, FX_EIO, "cannot start the API writer thread");
     }
+    pthread_setname_np(w->thread, "fx-api-writer");
     w->started = 1;
     *out = w;
     return 0;
@@ -1122,23 +1149,36 @@ int fx_ingest_request_status(struct fx_ingest *ig, const char *corr, struct fx_a
     return 0;
 }
 
-int fx_ingest_request_issues(struct fx_ingest *ig, const char *corr, size_t limit, fx_issue_cb cb,
-                             void *ud)
+int fx_ingest_request_issues(struct fx_ingest *ig, const char *corr, size_t limit,
+                             fx_api_issue_cb cb, void *ud)
 {
     struct fx_stmt *st;
     struct fx_err err;
     int rc = fx_store_prepare(ig->db,
-                              "SELECT row, col, field, value, rule, reason, severity FROM issues"
-                              " WHERE correlation_id = ? ORDER BY row, severity, col LIMIT ?",
+                              "SELECT row, coalesce(line, 0), col, field, value, rule, reason,"
+                              " severity FROM issues WHERE correlation_id = ?"
+                              " ORDER BY row, rowid LIMIT ?",
                               &st, &err);
     if (rc)
         return rc;
     fx_stmt_bind_text(st, 1, corr, strlen(corr));
     fx_stmt_bind_int(st, 2, (int64_t)limit);
     while ((rc = fx_stmt_step(st)) == FX_STORE_ROW) {
-        if (cb(ud, (long)fx_stmt_int(st, 0), (int)fx_stmt_int(st, 1), fx_stmt_text(st, 2, NULL),
-               fx_stmt_text(st, 3, NULL), fx_stmt_text(st, 4, NULL), fx_stmt_text(st, 5, NULL),
-               fx_stmt_text(st, 6, NULL)))
+        struct fx_api_issue is;
+        memset(&is, 0, sizeof(is));
+        is.record = (long)fx_stmt_int(st, 0);
+        is.line = (long)fx_stmt_int(st, 1);
+        is.column = (int)fx_stmt_int(st, 2);
+        is.row_ix = -1;
+#define COPY(dst, col) snprintf(dst, sizeof(dst), "%s", fx_stmt_text(st, col, NULL) ? fx_stmt_text(st, col, NULL) : "")
+        COPY(is.field, 3);
+        COPY(is.value, 4);
+        COPY(is.rule, 5);
+        COPY(is.reason, 6);
+#undef COPY
+        const char *sev = fx_stmt_text(st, 7, NULL);
+        is.severity = sev && strcmp(sev, "error") == 0 ? FX_ISSUE_ERROR : FX_ISSUE_WARN;
+        if (cb(ud, &is))
             break;
     }
     fx_stmt_reset(st);

@@ -68,8 +68,7 @@ static int on_bad(void *ud, size_t index, const struct fx_err *e)
 static void dump_rc(struct sink *k, int rc, const struct fx_err *e)
 {
     if (rc < 0)
-        fx_buf_printf(&k->out, "RC %s %ld:%d %s\n", fx_errname(rc), e->row, e->column,
-                      e->reason);
+        fx_buf_printf(&k->out, "RC %s %ld:%d %s\n", fx_errname(rc), e->row, e->column, e->reason);
     else
         fx_buf_printf(&k->out, "RC %d\n", rc);
 }
@@ -106,8 +105,8 @@ static char *run(const char *in, size_t n, const struct fx_jsonrec_opts *o, size
     return fx_buf_take(&k.out);
 }
 
-static void check_full(const char *in, size_t n, const struct fx_jsonrec_opts *o,
-                       struct sink proto, int with_bad, const char *expected)
+static void check_full(const char *in, size_t n, const struct fx_jsonrec_opts *o, struct sink proto,
+                       int with_bad, const char *expected)
 {
     char *ref = run(in, n, o, n, 0, proto, with_bad);
     if (expected && strcmp(ref, expected) != 0) {
@@ -117,8 +116,8 @@ static void check_full(const char *in, size_t n, const struct fx_jsonrec_opts *o
     for (size_t i = 0; i <= n; i++) {
         char *got = run(in, n, o, i, 0, proto, with_bad);
         if (strcmp(got, ref) != 0) {
-            fprintf(stderr, "input:\n%.*s\nsplit at %zu:\n%s\nreference:\n%s\n", (int)n, in, i,
-                    got, ref);
+            fprintf(stderr, "input:\n%.*s\nsplit at %zu:\n%s\nreference:\n%s\n", (int)n, in, i, got,
+                    ref);
             fail();
         }
         free(got);
@@ -294,6 +293,8 @@ static void test_nested(void **state)
           "\"vazio\":{},\"v\":2.5}",
           "1@1: id=N\"1\" cliente.nome=S\"Ana\" cliente.end.cidade=S\"SP\" cliente.end.uf=E\"\" "
           "v=N\"2.5\"\n");
+    /* only empty nested objects: a record without fields */
+    CHECK("{\"a\":{},\"b\":{\"c\":{}}}", "1@1:\n");
     /* arrays are refused, at any depth, naming the field */
     CHECK("[{\"x\":[1,2]},{\"a\":{\"y\":[]}},{\"ok\":true}]",
           "BAD 1 ENOTSUP 2 [x] record 1 (line 1, column 2): field 'x': arrays are not "
@@ -333,7 +334,8 @@ static void test_max_fields(void **state)
     struct fx_jsonrec_opts o = opts(1);
     o.max_fields = 3;
     CHECK_O("{\"a\":1,\"b\":2,\"c\":3}\n{\"a\":1,\"b\":2,\"c\":3,\"d\":4}\n"
-            "{\"a\":1,\"n\":{\"b\":2,\"c\":3}}\n{\"a\":{\"b\":{\"c\":1,\"d\":2}},\"e\":{\"f\":3,\"g\":4}}\n",
+            "{\"a\":1,\"n\":{\"b\":2,\"c\":3}}\n{\"a\":{\"b\":{\"c\":1,\"d\":2}},\"e\":{\"f\":3,"
+            "\"g\":4}}\n",
             &o,
             "1@1: a=N\"1\" b=N\"2\" c=N\"3\"\n"
             "BAD 2 ETOOBIG 1 [] record 2 (line 2, column 1): more than 3 fields (max_fields)\n"
@@ -569,24 +571,15 @@ static void test_long_bodies(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_object),
-        cmocka_unit_test(test_array),
-        cmocka_unit_test(test_ndjson),
-        cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_strings),
-        cmocka_unit_test(test_duplicates),
-        cmocka_unit_test(test_nested),
-        cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_max_fields),
-        cmocka_unit_test(test_record_size),
-        cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_fatal),
-        cmocka_unit_test(test_array_bad_elements),
-        cmocka_unit_test(test_bom),
-        cmocka_unit_test(test_stop),
-        cmocka_unit_test(test_error_fields),
-        cmocka_unit_test(test_long_bodies),
+        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_object),
+        cmocka_unit_test(test_array),        cmocka_unit_test(test_ndjson),
+        cmocka_unit_test(test_numbers),      cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_duplicates),   cmocka_unit_test(test_nested),
+        cmocka_unit_test(test_depth),        cmocka_unit_test(test_max_fields),
+        cmocka_unit_test(test_record_size),  cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_fatal),        cmocka_unit_test(test_array_bad_elements),
+        cmocka_unit_test(test_bom),          cmocka_unit_test(test_stop),
+        cmocka_unit_test(test_error_fields), cmocka_unit_test(test_long_bodies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

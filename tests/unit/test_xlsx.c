@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xlsxwriter.h>
+#include <zip.h>
 
 static char *xdata(const char *name)
 {
@@ -487,6 +488,355 @@ static void test_dispatch_csv_still_csv(void **state)
     free(dir);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Chunked parsing and spilled shared strings (large-sheet paths)            */
+
+static void book_add(zip_t *z, const char *name, const void *data, size_t len)
+{
+    zip_source_t *src = zip_source_buffer(z, data, len, 0);
+    assert_non_null(src);
+    assert_true(zip_file_add(z, name, src, ZIP_FL_OVERWRITE) >= 0);
+}
+
+/* A one-sheet workbook around sheet (and sst when not NULL) at dir/name. */
+static char *make_book(const char *dir, const char *name, const char *sheet, size_t sheet_len,
+                       const char *sst)
+{
+    static const char wb[] =
+        "<workbook xmlns:r=\"r\"><workbookPr/><sheets><sheet name=\"S\" sheetId=\"1\" "
+        "r:id=\"rId1\"/></sheets></workbook>";
+    static const char rels[] = "<Relationships><Relationship Id=\"rId1\" "
+                               "Type=\"x/worksheet\" Target=\"worksheets/sheet1.xml\"/>"
+                               "</Relationships>";
+    static const char styles[] = "<styleSheet><cellXfs><xf numFmtId=\"0\"/><xf numFmtId=\"14\"/>"
+                                 "</cellXfs></styleSheet>";
+    char *path = fx_asprintf("%s/%s", dir, name);
+    int zerr;
+    zip_t *z = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
+    assert_non_null(z);
+    book_add(z, "xl/workbook.xml", wb, sizeof(wb) - 1);
+    book_add(z, "xl/_rels/workbook.xml.rels", rels, sizeof(rels) - 1);
+    book_add(z, "xl/styles.xml", styles, sizeof(styles) - 1);
+    if (sst)
+        book_add(z, "xl/sharedStrings.xml", sst, strlen(sst));
+    book_add(z, "xl/worksheets/sheet1.xml", sheet, sheet_len);
+    assert_int_equal(zip_close(z), 0);
+    return path;
+}
+
+/* The records of path with the default block (a serial parse for these small
+ * sheets) and with blocks small enough to cut the sheet into many chunks. */
+static char *same_with_chunks(const char *path)
+{
+    static const size_t blocks[] = {1, 5, 16, 64, 300};
+    fx__xlsx_block_size = FX__XLSX_BLOCK_MAX;
+    char *want = dump_opts(path, NULL, NULL);
+    for (size_t b = 0; b < sizeof(blocks) / sizeof(blocks[0]); b++) {
+        fx__xlsx_block_size = blocks[b];
+        char *got = dump_opts(path, NULL, NULL);
+        if (strcmp(want, got) != 0)
+            fprintf(stderr, "%s with blocks of %zu:\n%s\nvs serially\n%s\n", path, blocks[b], got,
+                    want);
+        assert_string_equal(want, got);
+        free(got);
+    }
+    fx__xlsx_block_size = FX__XLSX_BLOCK_MAX;
+    return want;
+}
+
+enum quirk {
+    Q_NONE,
+    Q_CDATA,     /* "</row>" inside a CDATA section of a cell */
+    Q_COMMENT,   /* "</row>" inside comments between and inside rows */
+    Q_PI,        /* "</row>" inside a processing instruction */
+    Q_NO_R,      /* rows 30.. without an r attribute */
+    Q_ORDER,     /* row 25 numbered below row 24: fatal */
+    Q_MISMATCH,  /* a mismatched tag in row 40: fatal with its line */
+    Q_PREFIX,    /* x: prefixes and "</x:row >" */
+    Q_SELFCLOSE, /* empty <row/> elements among the rows */
+    Q_TRUNCATED, /* the part ends inside a row */
+    Q_ROWTEXT,   /* a cell whose text is "</row>" written with entities */
+    Q_BAD_CELLS, /* row-level errors (booleans, shared string index) */
+    Q_NESTED,    /* <sheetData> inside another element */
+};
+
+/* A 60-row sheet with the given quirk; line breaks vary (LF, CR LF, CR). */
+static char *quirk_sheet(enum quirk q, size_t *len)
+{
+    struct fx_buf b;
+    fx_buf_init(&b, 0);
+    const char *px = q == Q_PREFIX ? "x:" : "";
+    fx_buf_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<%sworksheet%s>\n", px,
+                  q == Q_PREFIX ? " xmlns:x=\"urn:x\"" : "");
+    fx_buf_printf(&b, "<%sdimension ref=\"A1:C60\"/>%s<%ssheetData>\n", px,
+                  q == Q_NESTED ? "<ext>" : "", px);
+    for (int i = 1; i <= 60; i++) {
+        const char *eol = i % 3 == 0 ? "\r\n" : i % 3 == 1 ? "\n" : "\r";
+        if (q == Q_COMMENT && i == 10)
+            fx_buf_puts(&b, "<!-- </row> <row r=\"999\"> -->");
+        if (q == Q_PI && i == 12)
+            fx_buf_puts(&b, "<?pi </row> ?>");
+        if (q == Q_SELFCLOSE && i % 7 == 0) {
+            fx_buf_printf(&b, "<row r=\"%d\"/>%s", i, eol);
+            continue;
+        }
+        if (q == Q_TRUNCATED && i == 45) {
+            fx_buf_printf(&b, "<row r=\"%d\"><c r=\"A%d\"><v>1", i, i);
+            *len = b.len;
+            return fx_buf_take(&b);
+        }
+        int r = q == Q_ORDER && i == 25 ? 3 : i;
+        if (q == Q_NO_R && i >= 30)
+            fx_buf_printf(&b, "<%srow>", px);
+        else
+            fx_buf_printf(&b, "<%srow r=\"%d\" spans=\"1:3\">", px, r);
+        fx_buf_printf(&b, "<%sc r=\"A%d\" t=\"inlineStr\"><%sis><%st>", px, r, px, px);
+        if (q == Q_CDATA && i == 20)
+            fx_buf_puts(&b, "<![CDATA[a </row><row r=\"21\"> b]]>");
+        else if (q == Q_ROWTEXT && i == 20)
+            fx_buf_puts(&b, "&lt;/row&gt;");
+        else
+            fx_buf_printf(&b, "nome %d", i);
+        fx_buf_printf(&b, "</%st></%sis></%sc>", px, px, px);
+        if (q == Q_COMMENT && i == 33)
+            fx_buf_puts(&b, "<!--</row>-->");
+        if (q == Q_MISMATCH && i == 40)
+            fx_buf_puts(&b, "<c r=\"B40\"><v>1</x></c>");
+        else if (q == Q_BAD_CELLS && i % 11 == 0)
+            fx_buf_printf(&b, "<c r=\"B%d\" t=\"b\"><v>7</v></c>", r);
+        else
+            fx_buf_printf(&b, "<%sc r=\"B%d\" s=\"1\"><%sv>%d</%sv></%sc>", px, r, px, 45000 + i,
+                          px, px);
+        fx_buf_printf(&b, "<%sc r=\"C%d\"><%sv>%d.5</%sv></%sc>", px, r, px, i, px, px);
+        fx_buf_printf(&b, "</%srow%s>%s", px, q == Q_PREFIX ? " " : "", eol);
+    }
+    fx_buf_printf(&b, "</%ssheetData>%s<%spageMargins left=\"0.7\"/>\n</%sworksheet>\n", px,
+                  q == Q_NESTED ? "</ext>" : "", px, px);
+    *len = b.len;
+    return fx_buf_take(&b);
+}
+
+/* Sheets cut into chunks read exactly like a serial parse, whatever hides a
+ * "</row>" where a byte search finds it, and whatever makes a chunk unfit to
+ * be parsed alone (the reader then goes back to the serial parser). */
+static void test_chunks_match_serial(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    for (int q = Q_NONE; q <= Q_NESTED; q++) {
+        size_t len;
+        char *sheet = quirk_sheet((enum quirk)q, &len);
+        char *path = make_book(dir, "q.xlsx", sheet, len, NULL);
+        char *got = same_with_chunks(path);
+        switch (q) {
+        case Q_NONE:
+        case Q_PREFIX:
+        case Q_NESTED:
+            assert_non_null(strstr(got, "1:1=nome 1|4=2023-03-16|2=1.5\n"));
+            assert_non_null(strstr(got, "60:1=nome 60|4=2023-05-14|2=60.5\n"));
+            assert_null(strstr(got, "FATAL"));
+            break;
+        case Q_CDATA:
+            assert_non_null(strstr(got, "20:1=a </row><row r=\"21\"> b|"));
+            assert_non_null(strstr(got, "\n60:1=nome 60|"));
+            break;
+        case Q_ROWTEXT:
+            assert_non_null(strstr(got, "20:1=</row>|"));
+            break;
+        case Q_COMMENT:
+        case Q_PI:
+        case Q_SELFCLOSE:
+            assert_non_null(strstr(got, "\n60:1=nome 60|"));
+            assert_null(strstr(got, "999"));
+            assert_null(strstr(got, "FATAL"));
+            break;
+        case Q_NO_R:
+            assert_non_null(strstr(got, "\n30:1=nome 30|"));
+            assert_non_null(strstr(got, "\n60:1=nome 60|"));
+            break;
+        case Q_ORDER:
+            assert_non_null(strstr(got, "\n24:1=nome 24|"));
+            assert_non_null(strstr(got, "FATAL -5 xl/worksheets/sheet1.xml: row 3 comes after row "
+                                        "24 (rows out of order)"));
+            break;
+        case Q_MISMATCH:
+            assert_non_null(strstr(got, "\n39:1=nome 39|"));
+            assert_non_null(strstr(got, "FATAL -5 xl/worksheets/sheet1.xml: malformed XML at line "
+                                        "43: mismatched tag"));
+            break;
+        case Q_TRUNCATED:
+            assert_non_null(strstr(got, "\n44:1=nome 44|"));
+            assert_non_null(strstr(got, "FATAL -5 xl/worksheets/sheet1.xml: malformed XML"));
+            break;
+        case Q_BAD_CELLS:
+            assert_non_null(
+                strstr(got, "\n11:BAD 2 cell B11: invalid boolean \"7\"\n12:1=nome 12|"));
+            break;
+        }
+        free(got);
+        free(path);
+        free(sheet);
+    }
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* A UTF-16 sheet is never cut at byte offsets, and reads like its UTF-8 twin. */
+static void test_chunks_utf16(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    size_t len;
+    char *sheet = quirk_sheet(Q_NONE, &len);
+    char *p8 = make_book(dir, "u8.xlsx", sheet, len, NULL);
+    char *want = same_with_chunks(p8);
+    /* the same text as UTF-16LE with a BOM (it is ASCII) and its declaration */
+    char *text =
+        fx_asprintf("<?xml version=\"1.0\" encoding=\"UTF-16\"?>%s", strstr(sheet, "?>") + 2);
+    size_t tlen = strlen(text);
+    char *u16 = fx_malloc(2 * tlen + 2);
+    u16[0] = (char)0xFF;
+    u16[1] = (char)0xFE;
+    for (size_t i = 0; i < tlen; i++) {
+        u16[2 + 2 * i] = text[i];
+        u16[3 + 2 * i] = 0;
+    }
+    free(text);
+    char *p16 = make_book(dir, "u16.xlsx", u16, 2 * tlen + 2, NULL);
+    char *got = same_with_chunks(p16);
+    if (strcmp(want, got) != 0)
+        fprintf(stderr, "--- UTF-8\n%s\n--- UTF-16\n%s\n", want, got);
+    assert_string_equal(want, got);
+    free(got);
+    free(want);
+    free(u16);
+    free(p16);
+    free(p8);
+    free(sheet);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* A row larger than what a chunk may hold is read serially (here the row is
+ * over max_line_bytes: a bad row either way). */
+static void test_chunks_huge_row(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct fx_buf b;
+    fx_buf_init(&b, 0);
+    fx_buf_puts(&b, "<worksheet><sheetData>");
+    for (int i = 1; i <= 3; i++) {
+        fx_buf_printf(&b, "<row r=\"%d\">", i);
+        int cells = i == 2 ? 60 : 2;
+        for (int c = 1; c <= cells; c++) {
+            fx_buf_printf(&b, "<c t=\"inlineStr\"><is><t>");
+            for (int k = 0; k < (i == 2 ? 2000 : 1); k++)
+                fx_buf_puts(&b, "0123456789");
+            fx_buf_puts(&b, "</t></is></c>");
+        }
+        fx_buf_puts(&b, "</row>");
+    }
+    fx_buf_puts(&b, "</sheetData></worksheet>");
+    char *path = make_book(dir, "huge.xlsx", b.data, b.len, NULL);
+    struct fx__xlsx_limits saved = fx__xlsx_limits;
+    fx__xlsx_limits.max_ratio = 100000; /* the repeated text compresses too well */
+    fx__xlsx_block_size = 4096;
+    char *chunked = dump_opts(path, NULL, NULL);
+    fx__xlsx_block_size = FX__XLSX_BLOCK_MAX;
+    char *serial = dump_opts(path, NULL, NULL);
+    fx__xlsx_limits = saved;
+    if (strcmp(chunked, serial) != 0 || !strstr(serial, "3:1="))
+        fprintf(stderr, "--- chunked\n%s\n--- serial\n%s\n", chunked, serial);
+    assert_string_equal(chunked, serial);
+    assert_non_null(strstr(serial, "2:BAD 53 row 2 longer than 1048576 bytes (max_line_bytes)\n"
+                                   "3:1=0123456789|1=0123456789\n"));
+    free(chunked);
+    free(serial);
+    free(path);
+    fx_buf_cleanup(&b);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* Shared strings past the memory budget go to a temporary file and read the
+ * same, serially and in chunks, including while pages are given back; with
+ * nowhere to spill they stay in memory. */
+static void test_sst_spill(void **state)
+{
+    (void)state;
+    struct fx__xlsx_limits saved = fx__xlsx_limits;
+    static const char *const files[] = {"basic.xlsx", "handmade.xlsx"};
+    for (size_t f = 0; f < 2; f++) {
+        char *want = dump(files[f], NULL);
+        fx__xlsx_limits.sst_mem = 1;
+        char *got = dump(files[f], NULL);
+        fx__xlsx_block_size = 7;
+        char *got7 = dump(files[f], NULL);
+        fx__xlsx_block_size = FX__XLSX_BLOCK_MAX;
+        fx__xlsx_limits = saved;
+        assert_string_equal(want, got);
+        assert_string_equal(want, got7);
+        free(want);
+        free(got);
+        free(got7);
+    }
+
+    /* 20000 distinct strings (about 600 kB) read with a 128 kB budget */
+    char *dir = tu_tmpdir();
+    struct fx_buf sst, sheet;
+    fx_buf_init(&sst, 0);
+    fx_buf_init(&sheet, 0);
+    fx_buf_puts(&sst, "<sst>");
+    fx_buf_puts(&sheet, "<worksheet><sheetData>");
+    enum { N = 20000 };
+    for (int i = 0; i < N; i++)
+        fx_buf_printf(&sst, "<si><t>texto compartilhado numero %06d</t></si>", i);
+    for (int i = 0; i < N; i++) /* first the strings in order, then a stride */
+        fx_buf_printf(&sheet,
+                      "<row r=\"%d\"><c t=\"s\"><v>%d</v></c><c t=\"s\"><v>%d</v></c></row>", i + 1,
+                      i, (int)((i * 7919L) % N));
+    fx_buf_puts(&sst, "</sst>");
+    fx_buf_puts(&sheet, "</sheetData></worksheet>");
+    char *path = make_book(dir, "sst.xlsx", sheet.data, sheet.len, sst.data);
+    const char *old_tmp = getenv("TMPDIR");
+    char *saved_tmp = old_tmp ? fx_strdup(old_tmp) : NULL;
+    for (int pass = 0; pass < 3; pass++) {
+        fx__xlsx_limits.sst_mem = 128u << 10;
+        fx__xlsx_block_size = pass == 1 ? 8192 : FX__XLSX_BLOCK_MAX;
+        if (pass == 2)
+            setenv("TMPDIR", "/nonexistent/fluxo-test", 1);
+        struct fx_reader *r;
+        struct fx_err err;
+        assert_int_equal(fx_reader_open(path, NULL, &r, &err), 0);
+        struct fx_record rec;
+        for (int i = 0; i < N; i++) {
+            assert_int_equal(fx_reader_next(r, &rec, &err), 1);
+            assert_int_equal(rec.row, i + 1);
+            assert_int_equal(rec.ncells, 2);
+            char want[64];
+            snprintf(want, sizeof(want), "texto compartilhado numero %06d", i);
+            assert_string_equal(rec.cells[0].s, want);
+            snprintf(want, sizeof(want), "texto compartilhado numero %06d", (int)((i * 7919L) % N));
+            assert_string_equal(rec.cells[1].s, want);
+        }
+        assert_int_equal(fx_reader_next(r, &rec, &err), 0);
+        fx_reader_free(r);
+        if (saved_tmp)
+            setenv("TMPDIR", saved_tmp, 1);
+        else
+            unsetenv("TMPDIR");
+        fx__xlsx_limits = saved;
+        fx__xlsx_block_size = FX__XLSX_BLOCK_MAX;
+    }
+    free(saved_tmp);
+    free(path);
+    fx_buf_cleanup(&sst);
+    fx_buf_cleanup(&sheet);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +855,10 @@ int main(void)
         cmocka_unit_test(test_samples),
         cmocka_unit_test(test_xls_matches_xlsx),
         cmocka_unit_test(test_dispatch_csv_still_csv),
+        cmocka_unit_test(test_chunks_match_serial),
+        cmocka_unit_test(test_chunks_utf16),
+        cmocka_unit_test(test_chunks_huge_row),
+        cmocka_unit_test(test_sst_spill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
