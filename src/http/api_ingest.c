@@ -257,7 +257,8 @@ static int on_record(void *ud, const struct fx_jsonrec *rec)
 static int on_bad(void *ud, size_t index, const struct fx_err *err)
 {
     struct rec_state *s = ud;
-    fx_api_req_reject(s->ar, (long)index, err->row, "json", err->reason);
+    /* the line is in the reason ("record 3 (line 4, column 17): ...") */
+    fx_api_req_reject(s->ar, (long)index, 0, "json", err->reason);
     return 0;
 }
 
