@@ -30,10 +30,8 @@ static struct fx_auth *auth;
 static struct fx_config *cfg;
 static char dir[64];
 
-static void cleanup(void)
+static void remove_dir(void)
 {
-    fx_auth_close(auth);
-    fx_config_free(cfg);
     static const char *const files[] = {"auth.db", "auth.db-wal", "auth.db-shm", "fluxo.yaml",
                                         "fuzz.env"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -42,6 +40,12 @@ static void cleanup(void)
         free(p);
     }
     rmdir(dir);
+}
+
+static void cleanup(void)
+{
+    fx_auth_close(auth);
+    fx_config_free(cfg);
 }
 
 static char *empty_file(const char *name)
@@ -71,6 +75,9 @@ static void setup(void)
     }
     free(yaml);
     free(env);
+    /* verification never touches the store: remove the directory now, as
+     * libFuzzer may end the process without running atexit handlers */
+    remove_dir();
     atexit(cleanup);
 }
 

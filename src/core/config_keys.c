@@ -87,6 +87,8 @@ const struct fx_config_key fx_config_keys[] = {
     {.name = "http.max_queued_rows", .type = FX_CFG_INT, .def = "5000000", .min = 1,
      .max = INT64_C(1000000000000),
      .help = "backpressure: past this many accepted rows not yet applied, writes get 429"},
+    {.name = "http.access_log", .type = FX_CFG_BOOL, .def = "true",
+     .help = "log every request (JSON line: method, path, status, time, correlation id)"},
     {.name = "http.cors_origin", .type = FX_CFG_STRING, .def = NULL,
      .help = "value of Access-Control-Allow-Origin (unset: no CORS headers)"},
 

@@ -75,6 +75,7 @@ struct fx_http {
     uint64_t max_body, max_upload, max_small_body;
     int64_t max_queued_rows;
     int max_headers;
+    int access_log;
     size_t max_header_bytes;
     char *cors_origin;
     _Atomic int inflight;

@@ -278,7 +278,9 @@ static void observe(struct req *r)
         if (s)
             fx_histogram_observe(s, secs);
     }
-    enum fx_log_level lvl = r->status >= 500 ? FX_LOG_WARN : FX_LOG_DEBUG;
+    enum fx_log_level lvl = r->status >= 500    ? FX_LOG_WARN
+                            : h->access_log ? FX_LOG_INFO
+                                            : FX_LOG_DEBUG;
     if (fx__log_level <= lvl)
         fx_log(lvl, "http", r->corr,
                "%s %s -> %u in %.3f ms (route %s, sub %s, body %llu bytes, traceparent %s)",
@@ -657,6 +659,7 @@ int fx_http_start(struct fx_runtime *rt, struct fx_http **out, struct fx_err *er
     if (h->max_small_body > h->max_body)
         h->max_small_body = h->max_body;
     h->max_headers = (int)fx_config_int(cfg, "http.max_headers");
+    h->access_log = fx_config_bool(cfg, "http.access_log");
     h->max_header_bytes = (size_t)fx_config_int(cfg, "http.max_header_bytes");
     h->max_queued_rows = fx_config_int(cfg, "http.max_queued_rows");
     const char *cors = fx_config_str(cfg, "http.cors_origin");
