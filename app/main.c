@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The fluxo command line: global flags and configuration, then one of the
- * subcommands (serve, run, import, status, migrate, config, generate, export).
+ * subcommands (serve, run, import, check, status, migrate, config, generate, export, user,
+ * client, token).
  * Each command lives in its own file (app/cmd_*.c); this file holds the
  * dispatch and the shared option handling.
  */

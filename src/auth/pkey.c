@@ -8,12 +8,8 @@
  * ES256 one; parsing once here and keeping the EVP_PKEY makes an uncached
  * verification several times cheaper.
  *
- * Why the libcrypto entry points are looked up at run time: fx_auth links
- * libjwt, which brings libcrypto.so.3 into the process, but the build does not
- * put libcrypto on the link line, and the linker refuses symbols of an
- * indirect dependency. dlopen of the same soname returns the library already
- * loaded. When CMake links libcrypto into fx_auth, the table below can become
- * plain calls without other changes.
+ * The entry points are gathered in one table (filled once) so the
+ * functions this file relies on are listed in one place.
  *
  * Threads: a loaded key is never modified, and OpenSSL 3 allows concurrent
  * signing and verification with one EVP_PKEY; each call has its own context.
@@ -22,7 +18,6 @@
 
 #include "fluxo/mem.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -90,16 +85,7 @@ static char crypto_error[256];
 
 static void crypto_resolve(void)
 {
-    void *h = dlopen(LIBCRYPTO_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(crypto_error, sizeof(crypto_error), "%s", dlerror());
-        return;
-    }
-#define RESOLVE(f)                                                                                 \
-    if (!(C.f = (__typeof__(C.f))dlsym(h, #f))) {                                                  \
-        snprintf(crypto_error, sizeof(crypto_error), "%s has no symbol %s", LIBCRYPTO_SONAME, #f); \
-        return;                                                                                    \
-    }
+#define RESOLVE(f) C.f = f;
     CRYPTO_FUNCS(RESOLVE)
 #undef RESOLVE
     C.sha256 = C.EVP_MD_fetch(NULL, "SHA256", NULL);
