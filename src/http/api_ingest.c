@@ -257,8 +257,10 @@ static int on_record(void *ud, const struct fx_jsonrec *rec)
 static int on_bad(void *ud, size_t index, const struct fx_err *err)
 {
     struct rec_state *s = ud;
-    /* the line is in the reason ("record 3 (line 4, column 17): ...") */
-    fx_api_req_reject(s->ar, (long)index, 0, "json", err->reason);
+    /* the parser puts the record's line in the reason ("record 3 (line 4, column 17): ...") */
+    const char *l = strstr(err->reason, "line ");
+    long line = l ? strtol(l + 5, NULL, 10) : 0;
+    fx_api_req_reject(s->ar, (long)index, line > 0 ? line : 0, "json", err->reason);
     return 0;
 }
 

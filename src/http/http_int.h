@@ -67,7 +67,8 @@ struct req {
 /* Global server state. */
 struct fx_http {
     struct fx_runtime *rt;
-    struct MHD_Daemon *d;
+    struct MHD_Daemon *d[16]; /* one event loop each */
+    unsigned nd;
     unsigned port;
     struct fx_auth *auth;
     struct fx_api_writer *writer;

@@ -685,22 +685,41 @@ int fx_http_start(struct fx_runtime *rt, struct fx_http **out, struct fx_err *er
     /* the connection's memory pool holds the request line and headers plus
      * the read buffer for the body: a little above the header limit */
     size_t pool = hdr + 16 * 1024;
-    h->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG,
-        0, NULL, NULL, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)(fx_config_int(cfg, "http.timeout_ms") / 1000), MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)fx_config_int(cfg, "http.max_connections"), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        pool, MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
-        MHD_OPTION_END);
-    if (!h->d) {
-        rc = fx_err_set(err, FX_EIO, "cannot listen on %s (address in use or not allowed)", addr);
-        goto fail;
+    /* One single-threaded event loop per core, each with its own listening
+     * socket on the same port (SO_REUSEPORT): the kernel spreads connections
+     * evenly over them. With libmicrohttpd's own thread pool the workers race
+     * for accept() on one socket, and under load most connections landed on
+     * one worker while the other idled. */
+    if (threads > sizeof(h->d) / sizeof(h->d[0]))
+        threads = sizeof(h->d) / sizeof(h->d[0]);
+    unsigned conn_limit = (unsigned)fx_config_int(cfg, "http.max_connections") / threads;
+    for (unsigned i = 0; i < threads; i++) {
+        if (i == 1 && ss.ss_family == AF_INET) /* the port the first one got (port 0: any) */
+            ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)h->port);
+        else if (i == 1 && ss.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)h->port);
+        h->d[i] = MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                MHD_USE_ERROR_LOG,
+            0, NULL, NULL, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+            (unsigned)1, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)(fx_config_int(cfg, "http.timeout_ms") / 1000),
+            MHD_OPTION_CONNECTION_LIMIT, conn_limit ? conn_limit : 1u,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
+        if (!h->d[i]) {
+            rc = fx_err_set(err, FX_EIO, "cannot listen on %s (address in use or not allowed)",
+                            addr);
+            goto fail;
+        }
+        h->nd++;
+        if (i == 0) {
+            const union MHD_DaemonInfo *info =
+                MHD_get_daemon_info(h->d[0], MHD_DAEMON_INFO_BIND_PORT);
+            h->port = info ? info->port : 0;
+        }
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : 0;
     fx_log_info("http", "API listening on %s (port %u, %u threads); docs at /docs", addr, h->port,
                 threads);
     *out = h;
@@ -717,18 +736,21 @@ void fx_http_stop(struct fx_http *h, int grace_ms)
     if (!h)
         return;
     h->stopping = 1;
-    if (h->d) {
+    if (h->nd) {
         /* stop accepting; in-flight requests (uploads included) go on */
-        MHD_socket fd = MHD_quiesce_daemon(h->d);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
+        for (unsigned i = 0; i < h->nd; i++) {
+            MHD_socket fd = MHD_quiesce_daemon(h->d[i]);
+            if (fd != MHD_INVALID_SOCKET)
+                close(fd);
+        }
         int64_t deadline = fx_mono_ms() + grace_ms;
         while (atomic_load(&h->inflight) > 0 && fx_mono_ms() < deadline)
             fx_sleep_ms(10);
         if (atomic_load(&h->inflight) > 0)
             fx_log_warn("http", "%d requests still in flight after %d ms: closing them",
                         atomic_load(&h->inflight), grace_ms);
-        MHD_stop_daemon(h->d);
+        for (unsigned i = 0; i < h->nd; i++)
+            MHD_stop_daemon(h->d[i]);
     }
     if (h->metrics) {
         /* the scrape-time gauges read this server: detach them first */

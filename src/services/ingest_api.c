@@ -40,6 +40,8 @@
 #define API_BATCH_ROWS 100000
 #define API_BATCH_MS 60000
 #define OWN_CHUNKS_ROWS 16 /* requests with more records get chunks of their own */
+#define GATHER_MAX 256      /* requests per group before the writer stops waiting */
+#define GATHER_US 250       /* longest wait for a group to fill, under load */
 
 /* ---- header bindings, cached by key set ---- */
 
@@ -333,6 +335,7 @@ struct fx_api_writer {
     int stop;
     int started;
     _Atomic int64_t backlog, outbox, waiting_rows;
+    size_t nqueued, last_group;
     int64_t refreshed_ms;
     struct open_batch *batches;
     size_t nbatches;
@@ -971,8 +974,26 @@ static void *writer_main(void *arg)
                 pthread_mutex_lock(&w->mu);
             }
         }
+        /* Under load (the last group held several requests), give the next
+         * ones a moment to join: each commit writes whole pages to the WAL,
+         * so a few large groups cost far less than many small ones. A lone
+         * client never waits. */
+        if (w->last_group > 1 && !w->stop && w->nqueued < GATHER_MAX) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += GATHER_US * 1000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            while (w->nqueued < GATHER_MAX && !w->stop &&
+                   pthread_cond_timedwait(&w->cv, &w->mu, &ts) == 0)
+                ;
+        }
         struct fx_api_req *list = w->head;
+        w->last_group = w->nqueued;
         w->head = w->tail = NULL;
+        w->nqueued = 0;
         int stopping = w->stop;
         pthread_mutex_unlock(&w->mu);
         if (list || stopping)
@@ -996,6 +1017,15 @@ int fx_api_writer_start(struct fx_runtime *rt, struct fx_api_writer **out, struc
     if (rc) {
         free(w);
         return rc;
+    }
+    if (strcmp(fx_store_dialect(w->ig->db), "sqlite") == 0) {
+        /* Checkpoints (copying the WAL back into the database, with an fsync)
+         * take up to a second; run by the committing connection, they stalled
+         * every request waiting for a group. The relay's connection, which
+         * commits small transactions many times a second, checkpoints at the
+         * usual 64 MiB; this one only past 256 MiB, as a fallback. */
+        fx_store_exec(w->ig->db, "PRAGMA wal_autocheckpoint=65536", err);
+        fx_err_clear(err);
     }
     /* API batches left open by an earlier run that stopped without closing them */
     char now[32];
@@ -1037,7 +1067,10 @@ int fx_api_writer_submit(struct fx_api_writer *w, struct fx_api_req *r, fx_api_d
     else
         w->head = r;
     w->tail = r;
-    pthread_cond_signal(&w->cv);
+    w->nqueued++;
+    /* while gathering, wake the writer only when the group is full */
+    if (w->nqueued == 1 || w->nqueued >= GATHER_MAX)
+        pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return 0;
 }
