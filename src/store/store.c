@@ -20,8 +20,12 @@
 #include <strings.h>
 #include <time.h>
 
+/* Defined in store_pg.c (declared here until store_int.h lists them). */
+
 static const struct fx_store_ops *const backends[] = {
     &fx__store_sqlite_ops,
+    &fx__store_pg_ops,
+    &fx__store_postgres_ops,
 };
 
 #define NBACKENDS (sizeof(backends) / sizeof(backends[0]))

@@ -110,5 +110,6 @@ struct fx_store_vtbl {
 
 /* Registered backends (defined in store_<backend>.c). */
 extern const struct fx_store_ops fx__store_sqlite_ops;
+extern const struct fx_store_ops fx__store_pg_ops, fx__store_postgres_ops; /* store_pg.c */
 
 #endif
