@@ -28,7 +28,7 @@ cmd=$1
 [ -n "$2" ] || usage
 # Absolute: the server and the socket path must not depend on our cwd.
 dir=$(realpath -m -- "$2")
-data=$dir/data
+url_dir=$dir
 
 # Server binaries: Debian keeps them out of PATH, one directory per major version.
 find_bin() {
@@ -58,6 +58,15 @@ if [ "$(id -u)" = 0 ]; then
   id -u "$run_user" >/dev/null 2>&1 ||
     die "running as root, and there is no '$run_user' account to run the server as (set FLUXO_PG_USER)"
 fi
+
+# As root the server account must reach its files, and a build tree under a
+# private home (mode 0700) is out of its reach; the socket path is also capped
+# at about 100 bytes. So the server lives under /tmp, in a directory named
+# after DIR, and only pg.url is written to DIR itself.
+if [ -n "$run_user" ]; then
+  dir=/tmp/fluxo-pg-$(printf '%s' "$url_dir" | sha1sum | cut -c1-12)
+fi
+data=$dir/data
 
 as_owner() {
   if [ -z "$run_user" ]; then
@@ -199,10 +208,14 @@ start)
   wait_ready "$port"
   url=$(setup_db "$port")
   (umask 077 && echo "$url" >"$dir/pg.url.tmp" && mv -f "$dir/pg.url.tmp" "$dir/pg.url")
+  if [ "$url_dir" != "$dir" ]; then
+    mkdir -p "$url_dir"
+    (umask 077 && echo "$url" >"$url_dir/pg.url.tmp" && mv -f "$url_dir/pg.url.tmp" "$url_dir/pg.url")
+  fi
   echo "$url"
   ;;
 stop)
-  rm -f "$dir/pg.url"
+  rm -f "$dir/pg.url" "$url_dir/pg.url"
   if running; then
     (cd / && as_owner "$bin/pg_ctl" stop -D "$data" -m fast -w -t 60 >/dev/null) ||
       die "pg_ctl stop failed (see $dir/pg.log)"
