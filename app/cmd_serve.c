@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 
 static int wants_help(int argc, char **argv)
 {
@@ -80,8 +81,20 @@ static int run_until_signal(struct cli *cli, unsigned mask, const char *what)
                 cli->rt.data_dir, cli->rt.db_url, cli->rt.bus_url,
                 (mask & FX_SVC_WATCH) ? ", inbox " : "",
                 (mask & FX_SVC_WATCH) ? cli->rt.inbox : "");
-    while (!cli->rt.stop)
+    /* systemd (Type=notify): ready now; the watchdog is fed while the main
+     * loop runs (sd_* calls are no-ops without NOTIFY_SOCKET) */
+    sd_notifyf(0, "READY=1\nSTATUS=%s running on %s", what, cli->rt.data_dir);
+    uint64_t wd_usec = 0;
+    int64_t wd_every_ms = sd_watchdog_enabled(0, &wd_usec) > 0 ? (int64_t)(wd_usec / 2000) : 0;
+    int64_t wd_last = fx_mono_ms();
+    while (!cli->rt.stop) {
         fx_sleep_ms(100);
+        if (wd_every_ms && fx_mono_ms() - wd_last >= wd_every_ms) {
+            sd_notify(0, "WATCHDOG=1");
+            wd_last = fx_mono_ms();
+        }
+    }
+    sd_notify(0, "STOPPING=1");
     fx_log_info("fluxo", "stopping: finishing in-flight work");
     /* the API first: in-flight requests finish and their rows are committed */
     fx_http_stop(http, 30000);
