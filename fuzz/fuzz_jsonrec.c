@@ -4,8 +4,9 @@
  * (bit 0), small limits (bits 1-4) and a chunk size (bits 5-7); the rest is the body.
  * The body is parsed whole and in chunks; besides never crashing or leaking, the
  * contract is checked: the same records and errors whatever the split, indexes
- * increasing, cells NUL-terminated, valid UTF-8 and within max_fields, reasons
- * printable UTF-8, the same value from every call once stopped.
+ * increasing, cells NUL-terminated, valid UTF-8 and within max_fields, names unique in
+ * a record, number cells that read back as numbers, reasons printable UTF-8, the same
+ * value from every call once stopped.
  */
 #include "fluxo/jsonrec.h"
 #include "fluxo/mem.h"
@@ -52,6 +53,13 @@ static int on_rec(void *ud, const struct fx_jsonrec *r)
         check(utf8(c->s, c->len), "cell is valid UTF-8");
         check(utf8(r->names[i], strlen(r->names[i])), "name is valid UTF-8");
         check((c->type == FX_CELL_EMPTY) == (c->len == 0), "empty cells are FX_CELL_EMPTY");
+        for (size_t j = 0; j < i; j++)
+            check(strcmp(r->names[i], r->names[j]) != 0, "names unique in a record");
+        if (c->type == FX_CELL_NUMBER) {
+            char *end;
+            strtod(c->s, &end);
+            check(*end == '\0', "number cells read back as numbers");
+        }
         fx_buf_printf(&k->out, " %s=%d", r->names[i], (int)c->type);
         fx_buf_json_str(&k->out, c->s, c->len);
     }

@@ -4,8 +4,8 @@
  * The body is one JSON object, a JSON array of objects, or NDJSON (one object per line),
  * fed in chunks of any size split anywhere; each object becomes one record of flat
  * name/cell pairs (nested objects flattened with "."), delivered to a callback. Memory
- * is bounded by the options (one record's text at most), never by the body size, and
- * the records delivered never depend on how the body was split.
+ * is bounded by the options (one record's text and cells at most), never by the body
+ * size, and the records delivered never depend on how the body was split.
  *
  * Cells (struct fx_cell, fluxo/reader.h): a string is its text (FX_CELL_STRING; the
  * empty string is FX_CELL_EMPTY, as in every other reader); an integer its exact decimal
@@ -13,6 +13,9 @@
  * (3500.10 -> "3500.1", 1e3 -> "1000"), both FX_CELL_NUMBER; true/false FX_CELL_BOOL
  * "true"/"false"; null FX_CELL_EMPTY "". A nested object contributes its leaves as
  * "outer.inner" (an empty nested object contributes nothing); an array value is refused.
+ * Strings must be valid UTF-8 and may not hold \u0000 or an unpaired surrogate escape;
+ * integers must fit 64 bits; a key may appear once per object, and two fields may not
+ * share a name once flattened ({"a.b":1,"a":{"b":2}}).
  *
  * NDJSON lines may end in LF or CRLF; blank lines are skipped (but counted in line
  * numbers); a line may start with the RS byte of RFC 7464, so application/json-seq
@@ -58,14 +61,18 @@ struct fx_jsonrec {
 typedef int (*fx_jsonrec_cb)(void *ud, const struct fx_jsonrec *rec);
 
 /*
- * Called for a record that is not valid JSON, not an object, has an array value, has
- * two fields with the same flattened name, or is over a limit (NDJSON: a line over
- * max_record_bytes). Parsing goes on with the next record (NDJSON: the next line; array:
- * the next element, found by the scanner). err->code is FX_EPARSE (syntax, duplicate
- * key, not an object), FX_EENCODING (invalid UTF-8), FX_ENOTSUP (array value) or
- * FX_ETOOBIG (a limit); err->row = index, err->column = column in the body, err->field
- * the field when one is at fault, err->reason e.g.
- * "record 3 (line 4, column 17): '}' expected near 'x'". Return non-zero to stop.
+ * Called for a record that is not valid JSON, not an object, has an array value, a
+ * duplicate key, two fields with the same flattened name or a value out of range, or
+ * is over a limit (NDJSON: a line over max_record_bytes). Parsing goes on with the next
+ * record (NDJSON: the next line; array: the next element, found by the scanner).
+ * err->code is FX_EPARSE (syntax, duplicate key or field, bad escape, number out of
+ * range, not an object), FX_EENCODING (invalid UTF-8), FX_ENOTSUP (array value) or
+ * FX_ETOOBIG (max_fields, max_depth, or names and values over 8 x max_record_bytes once
+ * flattened); err->row = index, err->column = column in the body of what is wrong,
+ * err->field the field when one is at fault, err->reason names the record and where
+ * it is wrong, as the HTTP API shows it, e.g.
+ * "record 3 (line 4, column 17): ',' or '}' expected after the value, found 'x'".
+ * Return non-zero to stop.
  */
 typedef int (*fx_jsonrec_bad_cb)(void *ud, size_t index, const struct fx_err *err);
 
@@ -83,19 +90,22 @@ struct fx_jsonrec_parser *fx_jsonrec_new(const struct fx_jsonrec_opts *o, fx_jso
  * Feed the next len bytes of the body; calls the callbacks for every record completed.
  * Returns 0, a callback's non-zero value (parsing stops), or a negative FX_E* for a fatal
  * error of the whole body: err->row and err->column are then the line and column where
- * it was found, and err->reason says what (top level not an object/array, an array
- * element that is not an object, garbage after the closing ']' or after the object, a
- * record over max_record_bytes in an array or as the whole body: FX_ETOOBIG; the array
- * cannot be resynchronised without reading the element). Once stopped or failed, every
- * later call returns the same value (and the same err).
+ * it was found, and err->reason says what without repeating them (fx_err_format prints
+ * both; err->source is empty): top level not an object/array, an array element that is
+ * not an object, garbage after the closing ']' or after the object, a record over
+ * max_record_bytes in an array or as the whole body (FX_ETOOBIG: the array cannot be
+ * resynchronised without reading the element). Once stopped or failed, every later
+ * call returns the same value (and the same err).
  */
 int fx_jsonrec_feed(struct fx_jsonrec_parser *p, const char *data, size_t len, struct fx_err *err);
 
 /*
  * End of body: delivers a last NDJSON line without '\n'; fails (FX_EPARSE) if an array
- * or object is unterminated, or with FX_EEMPTY if the body had no record at all (empty,
- * only whitespace or blank lines): "empty body: expected a JSON object, an array of
- * objects or NDJSON". An empty array "[]" is a valid body with no records.
+ * or object is unterminated (err->row/column: the end of the body; the reason says
+ * where the array or object starts), or with FX_EEMPTY if the body had no record at all
+ * (empty, only whitespace or blank lines; row and column 0): "empty body: expected a
+ * JSON object, an array of objects or NDJSON". An empty array "[]" is a valid body with
+ * no records.
  */
 int fx_jsonrec_finish(struct fx_jsonrec_parser *p, struct fx_err *err);
 

@@ -328,6 +328,18 @@ static void compras_begin(struct req *r)
         records_begin_common(r, p, 1);
 }
 
+/* 400 for a body that is not JSON as a whole, with where (line, column) and why. */
+static void body_problem(struct req *r, const struct fx_err *e)
+{
+    if (e->row > 0 && e->column > 0)
+        req_problemf(r, 400, NULL, "malformed body: line %ld, column %d: %s", e->row, e->column,
+                     e->reason);
+    else if (e->row > 0)
+        req_problemf(r, 400, NULL, "malformed body: line %ld: %s", e->row, e->reason);
+    else
+        req_problemf(r, 400, NULL, "malformed body: %s", e->reason);
+}
+
 static void records_data(struct req *r, const char *data, size_t len)
 {
     struct rec_state *s = r->state;
@@ -338,7 +350,7 @@ static void records_data(struct req *r, const char *data, size_t len)
     int rc = fx_jsonrec_feed(s->jp, data, len, &s->err);
     if (rc < 0) {
         s->fatal = 1;
-        req_problemf(r, 400, NULL, "malformed body: %s", s->err.reason);
+        body_problem(r, &s->err);
     }
 }
 
@@ -368,7 +380,7 @@ static void records_end(struct req *r)
     if (s->fatal)
         return;
     if (fx_jsonrec_finish(s->jp, &s->err) < 0) {
-        req_problemf(r, 400, NULL, "malformed body: %s", s->err.reason);
+        body_problem(r, &s->err);
         return;
     }
     if (fx_api_req_rows(s->ar) == 0) {
