@@ -854,6 +854,23 @@ static void refresh_backlog(struct fx_api_writer *w)
     w->refreshed_ms = fx_mono_ms();
 }
 
+/* Write the keys held in memory when there are many or they are a second old,
+ * in a transaction of their own. */
+static void pend_flush_due(struct fx_api_writer *w)
+{
+    if (!w->npend || (w->npend < PEND_MAX && fx_mono_ms() - w->pend_since < PEND_MS))
+        return;
+    struct fx_err err;
+    fx_err_clear(&err);
+    w->ngroup = 0; /* these keys belong to committed groups: keep them on failure */
+    if (fx_store_begin(w->ig->db) != 0 || pend_flush(w, &err) != 0 ||
+        fx_store_commit(w->ig->db) != 0) {
+        fx_store_rollback(w->ig->db);
+        fx_log(FX_LOG_WARN, "api", NULL, "dedupe keys not written yet (will retry): %s",
+               err.reason[0] ? err.reason : fx_store_errmsg(w->ig->db));
+    }
+}
+
 /* A group rolled back: the keys it took were not stored with their rows. */
 static void pend_forget_group(struct fx_api_writer *w)
 {
@@ -900,8 +917,10 @@ static void write_group(struct fx_api_writer *w, struct fx_api_req *list)
         if ((rc = chunk_flush(w, ob, now, &err)) || (rc = batch_save(w, ob, close, &err)))
             break;
     }
-    if (rc == 0 && (w->npend >= PEND_MAX || w->stop ||
-                    (w->npend && fx_mono_ms() - w->pend_since >= PEND_MS)))
+    /* the keys go in a transaction of their own, after the requests are
+     * answered (a big request's keys would otherwise delay its own reply),
+     * except at stop, where nothing may stay behind */
+    if (rc == 0 && w->stop)
         rc = pend_flush(w, &err);
     if (rc == 0 && (rc = fx_store_commit(w->ig->db)) != 0)
         fx_err_set(&err, rc, "cannot commit: %s", fx_store_errmsg(w->ig->db));
@@ -944,6 +963,8 @@ static void write_group(struct fx_api_writer *w, struct fx_api_req *list)
         list->done(list->ud, list, rc, rc ? &err : NULL);
         list = next;
     }
+    if (rc == 0)
+        pend_flush_due(w);
 }
 
 static void *writer_main(void *arg)
@@ -971,6 +992,8 @@ static void *writer_main(void *arg)
                         idle_close = 1;
                 if (idle_close)
                     write_group(w, NULL);
+                else
+                    pend_flush_due(w);
                 pthread_mutex_lock(&w->mu);
             }
         }
