@@ -496,14 +496,14 @@ static struct open_batch *batch_for(struct fx_api_writer *w, const struct fx_pip
  * requests a second those page writes were most of the commit cost. So the
  * writer tests a key against `seen` (a read: cached pages) and against the
  * keys it took but has not written yet, keeps new keys in memory, and writes
- * them sorted (neighbours share pages) once a second or every PEND_MAX keys,
+ * them sorted (neighbours share pages) every PEND_MS or PEND_MAX keys,
  * inside a group's transaction. After a crash the keys of the last second
  * may be missing from `seen`: a re-sent row of that second is then taken
  * again at ingest, and the normalized tables' unique dedupe id still keeps
  * it from being applied twice.
  */
 #define PEND_MAX 65536
-#define PEND_MS 1000
+#define PEND_MS 250
 
 static size_t pend_slot(const struct fx_api_writer *w, const int64_t k[2])
 {
