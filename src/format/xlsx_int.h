@@ -26,9 +26,9 @@ extern size_t fx__xlsx_block_size;
  * Workbook-wide limits of the XLSX reader (fatal when exceeded), and the
  * memory budget of the shared-string table: its text stays in memory up to
  * sst_mem bytes; past that it moves to an unlinked temporary file
- * ($TMPDIR, else /tmp) read through a mapping of which at most about sst_mem
- * bytes stay resident. Each shared string also costs 4 bytes of memory (its
- * offset), so max_sst_count bounds that part (16M strings: 64 MiB).
+ * ($TMPDIR, else /tmp) read back through page caches of sst_mem bytes in all.
+ * Each shared string also costs 4 bytes of memory (its offset), so
+ * max_sst_count bounds that part (16M strings: 64 MiB).
  */
 struct fx__xlsx_limits {
     unsigned long long max_total; /* uncompressed bytes of all parts read (1 GiB) */

@@ -100,7 +100,7 @@ struct fx__xlsx_limits fx__xlsx_limits = {
 #define MAX_COL 16384     /* XFD */
 #define MAX_XF (1u << 20) /* cell formats (Excel allows 64000) */
 #define MAX_SHEETS 65536
-#define CHUNKS_MAX 4        /* chunks alive: queued, being parsed, parsed, being returned */
+#define CHUNKS_MAX 8        /* chunks alive: queued, being parsed, parsed, being returned */
 #define PREFIX_MAX 1024     /* bytes of open elements replayed before a chunk */
 #define DEPTH_MAX 16        /* open elements around <sheetData> */
 #define SST_PAGE_SHIFT 14   /* spilled shared strings are read back in 16 KiB pages */
@@ -1782,7 +1782,7 @@ static struct sheetp *serial_parser(struct xlsx *x, struct sheetp *p, const char
 /* ------------------------------------------------------------------------ */
 /* Serial mode                                                               */
 
-static void replay_add(struct xlsx *x, struct piece ***tail, char *data, size_t len)
+static void replay_add(struct piece ***tail, char *data, size_t len)
 {
     if (!len) {
         free(data);
@@ -1793,7 +1793,6 @@ static void replay_add(struct xlsx *x, struct piece ***tail, char *data, size_t 
     r->len = len;
     **tail = r;
     *tail = &r->next;
-    (void)x;
 }
 
 /* Next bytes of the sheet for the serial parser: replayed bytes first, then
@@ -2060,9 +2059,18 @@ static void parse_chunk(struct xlsx *x, struct sheetp *p, struct chunk *c)
     p->r = c->out;
     p->r.rb_len = p->r.ncells = 0;
     c->nrows = c->nerrs = c->next_row = 0;
-    int ok = XML_Parse(p->xp, x->sd_open, (int)x->sd_open_len, XML_FALSE) == XML_STATUS_OK &&
-             XML_Parse(p->xp, c->in, (int)c->in_len, XML_FALSE) == XML_STATUS_OK &&
-             XML_Parse(p->xp, x->sd_close, (int)x->sd_close_len, XML_TRUE) == XML_STATUS_OK;
+    /* One final buffer, not three calls: expat then skips counting lines and
+     * columns over the whole chunk (about a tenth of its work), and computes
+     * them only if something goes wrong. */
+    size_t n = x->sd_open_len + c->in_len + x->sd_close_len;
+    char *buf = XML_GetBuffer(p->xp, (int)n);
+    int ok = buf != NULL;
+    if (ok) {
+        memcpy(buf, x->sd_open, x->sd_open_len);
+        memcpy(buf + x->sd_open_len, c->in, c->in_len);
+        memcpy(buf + x->sd_open_len + c->in_len, x->sd_close, x->sd_close_len);
+        ok = XML_ParseBuffer(p->xp, (int)n, XML_TRUE) == XML_STATUS_OK;
+    }
     c->redo = !ok || p->fatal || p->anomaly;
     c->first_row = p->first_row;
     c->last_row = p->last_row;
@@ -2071,7 +2079,8 @@ static void parse_chunk(struct xlsx *x, struct sheetp *p, struct chunk *c)
     p->chunk = NULL;
 }
 
-/* The mutex is held by every function below that takes x->mu's state. */
+/* From here to worker(), functions are called with x->mu held; run_producer
+ * and run_parse release it around their work. */
 
 static int can_produce(const struct xlsx *x)
 {
@@ -2086,6 +2095,7 @@ static struct chunk *first_todo(const struct xlsx *x)
     return NULL;
 }
 
+/* Take the producer role: inflate one block (see produce). */
 static void run_producer(struct xlsx *x)
 {
     struct chunk *spare = x->spare;
@@ -2116,6 +2126,7 @@ static void run_producer(struct xlsx *x)
     pthread_cond_broadcast(&x->cv);
 }
 
+/* Parse chunk c, which was waiting, with the calling thread's parser p. */
 static void run_parse(struct xlsx *x, struct sheetp *p, struct chunk *c)
 {
     c->state = C_BUSY;
@@ -2211,20 +2222,20 @@ static void go_serial(struct xlsx *x, struct chunk *from)
     p->line_base = from ? from->line0 : x->lines;
     p->last_row = x->cons_last_row;
     struct piece **tail = &x->replay;
-    replay_add(x, &tail, fx_strndup(x->prefix, x->prefix_len), x->prefix_len);
+    replay_add(&tail, fx_strndup(x->prefix, x->prefix_len), x->prefix_len);
     if (from) {
-        replay_add(x, &tail, from->in, from->in_len);
+        replay_add(&tail, from->in, from->in_len);
         from->in = NULL;
         chunk_free(from);
     }
     for (struct chunk *c = x->head_c, *next; c; c = next) {
         next = c->next;
-        replay_add(x, &tail, c->in, c->in_len);
+        replay_add(&tail, c->in, c->in_len);
         c->in = NULL;
         chunk_free(c);
     }
     x->head_c = x->tail_c = NULL;
-    replay_add(x, &tail, x->pend, x->pend_len);
+    replay_add(&tail, x->pend, x->pend_len);
     x->pend = NULL;
     x->pend_len = x->pend_cap = 0;
     for (struct chunk *c = x->spare, *next; c; c = next) {
@@ -2259,6 +2270,9 @@ static void emit_chunk_row(struct chunk *c, struct fx_record *rec)
     rec->err.code = 0;
 }
 
+/* Return the rows of the head chunk in order, helping (parsing or inflating)
+ * while it is not ready; switch to the serial parser after the last chunk or
+ * at one that cannot be trusted. */
 static int chunked_next(struct xlsx *x, struct fx_record *rec)
 {
     for (;;) {
@@ -2284,15 +2298,17 @@ static int chunked_next(struct xlsx *x, struct fx_record *rec)
             else
                 pthread_cond_wait(&x->cv, &x->mu);
         }
+        /* rows out of order across chunks: let the serial parser say so */
+        int serial = !c || c->redo || (c->first_row && c->first_row <= x->cons_last_row);
         if (c) {
             x->head_c = c->next;
             if (!x->head_c)
                 x->tail_c = NULL;
-            if (c->redo || (c->first_row && c->first_row <= x->cons_last_row))
+            if (serial)
                 x->nchunks--; /* go_serial takes it */
         }
         pthread_mutex_unlock(&x->mu);
-        if (!c || c->redo || (c->first_row && c->first_row <= x->cons_last_row)) {
+        if (serial) {
             go_serial(x, c);
             return AGAIN;
         }
