@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Backends by scheme; amqp and kafka join here when they exist. */
+/* Backends by scheme. */
 static const struct fx__bus_ops *const backends[] = {
     &fx__bus_local_ops,
+    &fx__bus_amqp_ops,
+    &fx__bus_kafka_ops,
 };
 
 /* Every slot must be set (the front never tests for NULL at call time). */
@@ -236,7 +238,7 @@ int fx_bus_open(const char *url, struct fx_bus **out, struct fx_err *err)
         return rc;
     }
     fx_err_value(err, url, slen ? slen : strlen(url));
-    return fx_err_set(err, FX_ENOTSUP, "unknown bus URL scheme (expected local:DIR)");
+    return fx_err_set(err, FX_ENOTSUP, "unknown bus URL scheme (expected local:DIR, amqp://... or kafka://...)");
 }
 
 void fx_bus_close(struct fx_bus *b)

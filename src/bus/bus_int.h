@@ -69,6 +69,8 @@ int fx__bus_notsup_dead_letters(struct fx_bus *b, const char *group, fx_bus_dead
 
 /* Backends (one file each). */
 extern const struct fx__bus_ops fx__bus_local_ops;
+extern const struct fx__bus_ops fx__bus_amqp_ops;
+extern const struct fx__bus_ops fx__bus_kafka_ops;
 
 /* Retry delay after a nack of delivery number attempt (1-based):
  * min(backoff_ms * 2^(attempt-1), backoff_max_ms), without overflow. */
