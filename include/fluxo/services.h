@@ -121,12 +121,12 @@ int fx_ingest_issues(struct fx_ingest *ig, const char *batch_id, size_t limit, f
 struct fx_api_req;
 
 struct fx_api_issue {
-    long record; /* 1-based record of the request */
-    long line;   /* line in the body (0 = n/a) */
-    int column;  /* 1-based column, 0 = the record as a whole */
+    long record;  /* 1-based record of the request */
+    long line;    /* line in the body (0 = n/a) */
+    int column;   /* 1-based column, 0 = the record as a whole */
     int severity; /* FX_ISSUE_ERROR / FX_ISSUE_WARN */
-    int row_ix;  /* warnings: index of the accepted row they belong to; errors: -1 */
-    long seq;    /* order found */
+    int row_ix;   /* warnings: index of the accepted row they belong to; errors: -1 */
+    long seq;     /* order found */
     char field[64], value[128], rule[32], reason[256];
 };
 

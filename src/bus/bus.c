@@ -238,7 +238,8 @@ int fx_bus_open(const char *url, struct fx_bus **out, struct fx_err *err)
         return rc;
     }
     fx_err_value(err, url, slen ? slen : strlen(url));
-    return fx_err_set(err, FX_ENOTSUP, "unknown bus URL scheme (expected local:DIR, amqp://... or kafka://...)");
+    return fx_err_set(err, FX_ENOTSUP,
+                      "unknown bus URL scheme (expected local:DIR, amqp://... or kafka://...)");
 }
 
 void fx_bus_close(struct fx_bus *b)

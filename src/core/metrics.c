@@ -231,7 +231,7 @@ static struct fx_series *series_new(struct fx_metric_family *f, uint64_t hash,
     s->fam = f;
     s->hash = hash;
     s->values = f->nlabels ? fx_calloc(f->nlabels, sizeof(char *)) : NULL;
-    for (size_t i = 0; i < f->nlabels; i++)
+    for (size_t i = 0; values && i < f->nlabels; i++)
         s->values[i] = fx_strdup(values[i]);
     atomic_init(&s->value, f->kind == K_GAUGE ? dbits(0.0) : 0);
     atomic_init(&s->sum, dbits(0.0));

@@ -49,8 +49,14 @@ int64_t fx_mono_us(void)
  * for each of them showed in profiles. A fork starts the child's pool anew
  * so parent and child never hand out the same bytes. */
 static _Atomic unsigned pool_generation;
-static void pool_atfork_child(void) { pool_generation++; }
-static void ensure_atfork(void) { pthread_atfork(NULL, NULL, pool_atfork_child); }
+static void pool_atfork_child(void)
+{
+    pool_generation++;
+}
+static void ensure_atfork(void)
+{
+    pthread_atfork(NULL, NULL, pool_atfork_child);
+}
 
 static void id_random(unsigned char *out, size_t n)
 {

@@ -33,8 +33,12 @@ static int form_decode(char *s)
         } else if (*s == '%') {
             int hi, lo;
             char a = s[1], b = a ? s[2] : 0;
-            hi = a >= '0' && a <= '9' ? a - '0' : (a | 32) >= 'a' && (a | 32) <= 'f' ? (a | 32) - 'a' + 10 : -1;
-            lo = b >= '0' && b <= '9' ? b - '0' : (b | 32) >= 'a' && (b | 32) <= 'f' ? (b | 32) - 'a' + 10 : -1;
+            hi = a >= '0' && a <= '9'                 ? a - '0'
+                 : (a | 32) >= 'a' && (a | 32) <= 'f' ? (a | 32) - 'a' + 10
+                                                      : -1;
+            lo = b >= '0' && b <= '9'                 ? b - '0'
+                 : (b | 32) >= 'a' && (b | 32) <= 'f' ? (b | 32) - 'a' + 10
+                                                      : -1;
             if (hi < 0 || lo < 0)
                 return -1;
             *o++ = (char)(hi * 16 + lo);
@@ -170,8 +174,8 @@ static void *grant_thread(void *arg)
     fx_buf_init(&o, 0);
     fx_buf_puts(&o, "{\"access_token\":");
     fx_buf_json_str(&o, token, strlen(token));
-    fx_buf_printf(&o, ",\"token_type\":\"bearer\",\"expires_in\":%lld,\"scope\":",
-                  (long long)expires);
+    fx_buf_printf(&o,
+                  ",\"token_type\":\"bearer\",\"expires_in\":%lld,\"scope\":", (long long)expires);
     fx_buf_json_str(&o, scope_txt, strlen(scope_txt));
     fx_buf_putc(&o, '}');
     sodium_memzero(token, strlen(token));

@@ -57,8 +57,8 @@ static int backpressure(struct req *r)
     if (backlog <= h->max_queued_rows)
         return 0;
     char extra[128];
-    snprintf(extra, sizeof(extra), "\"backlog_rows\":%lld,\"limit_rows\":%lld",
-             (long long)backlog, (long long)h->max_queued_rows);
+    snprintf(extra, sizeof(extra), "\"backlog_rows\":%lld,\"limit_rows\":%lld", (long long)backlog,
+             (long long)h->max_queued_rows);
     req_problem(r, 429, NULL,
                 "too many accepted rows are waiting to be applied; retry after the delay in "
                 "Retry-After (nothing of this request was taken)",
@@ -398,8 +398,7 @@ static void records_end(struct req *r)
     }
     req_suspend(r);
     if (fx_api_writer_submit(r->h->writer, s->ar, records_done, r) != 0) {
-        req_problem(r, 503, NULL, "the server is shutting down; retry on another instance",
-                    NULL);
+        req_problem(r, 503, NULL, "the server is shutting down; retry on another instance", NULL);
         req_header(r, "Retry-After", "5");
         req_resume(r);
     }
@@ -645,10 +644,31 @@ static void files_end(struct req *r)
 }
 
 /* ---- route table entries (see routes.c) ---- */
-void api_records_begin(struct req *r) { records_begin(r); }
-void api_compras_begin(struct req *r) { compras_begin(r); }
-void api_records_data(struct req *r, const char *d, size_t n) { records_data(r, d, n); }
-void api_records_end(struct req *r) { records_end(r); }
-void api_files_begin(struct req *r) { files_begin(r); }
-void api_files_data(struct req *r, const char *d, size_t n) { files_data(r, d, n); }
-void api_files_end(struct req *r) { files_end(r); }
+void api_records_begin(struct req *r)
+{
+    records_begin(r);
+}
+void api_compras_begin(struct req *r)
+{
+    compras_begin(r);
+}
+void api_records_data(struct req *r, const char *d, size_t n)
+{
+    records_data(r, d, n);
+}
+void api_records_end(struct req *r)
+{
+    records_end(r);
+}
+void api_files_begin(struct req *r)
+{
+    files_begin(r);
+}
+void api_files_data(struct req *r, const char *d, size_t n)
+{
+    files_data(r, d, n);
+}
+void api_files_end(struct req *r)
+{
+    files_end(r);
+}

@@ -138,16 +138,17 @@ static void batch_json(struct fx_buf *o, const struct fx_batch_status *st)
                         : strcmp(st->state, "receiving") == 0  ? "receiving"
                         : staged == 0 || st->applied == staged ? "applied"
                                                                : "applying";
-    fx_buf_printf(o,
-                  ",\"phase\":\"%s\",\"counts\":{\"received\":%llu,\"accepted\":%llu,"
-                  "\"rejected\":%llu,\"duplicates\":%llu,\"warnings\":%llu,"
-                  "\"possible_duplicates\":%llu},\"rows\":{\"queued\":%llu,\"published\":%llu,"
-                  "\"applied\":%llu},\"progress\":%.4f,\"errors_url\":\"/api/v1/batches/%s/errors\"}",
-                  phase, (unsigned long long)st->received, (unsigned long long)st->accepted,
-                  (unsigned long long)st->rejected, (unsigned long long)st->duplicate,
-                  (unsigned long long)st->warnings, (unsigned long long)st->possible_dup,
-                  (unsigned long long)st->queued, (unsigned long long)st->published,
-                  (unsigned long long)st->applied, progress, st->id);
+    fx_buf_printf(
+        o,
+        ",\"phase\":\"%s\",\"counts\":{\"received\":%llu,\"accepted\":%llu,"
+        "\"rejected\":%llu,\"duplicates\":%llu,\"warnings\":%llu,"
+        "\"possible_duplicates\":%llu},\"rows\":{\"queued\":%llu,\"published\":%llu,"
+        "\"applied\":%llu},\"progress\":%.4f,\"errors_url\":\"/api/v1/batches/%s/errors\"}",
+        phase, (unsigned long long)st->received, (unsigned long long)st->accepted,
+        (unsigned long long)st->rejected, (unsigned long long)st->duplicate,
+        (unsigned long long)st->warnings, (unsigned long long)st->possible_dup,
+        (unsigned long long)st->queued, (unsigned long long)st->published,
+        (unsigned long long)st->applied, progress, st->id);
 }
 
 static int valid_id(struct req *r, const char *id)
@@ -324,8 +325,7 @@ void api_request_status(struct req *r)
     if (rc != 0) {
         http_ingest_put(r->h, ig);
         if (rc == FX_ENOTFOUND)
-            req_problemf(r, 404, NULL, "no request or batch with correlation id %s",
-                         r->params[0]);
+            req_problemf(r, 404, NULL, "no request or batch with correlation id %s", r->params[0]);
         else
             req_problemf(r, 503, NULL, "cannot read the status: %s", fx_strerror(rc));
         return;
@@ -336,10 +336,10 @@ void api_request_status(struct req *r)
     struct err_out e = {&eb, 0, 0};
     fx_ingest_request_issues(ig, c.correlation_id, 1000, err_api, &e);
     http_ingest_put(r->h, ig);
-    const char *phase = c.accepted == 0                           ? "done"
-                        : c.applied == c.accepted                 ? "applied"
-                        : c.queued == 0 && c.published == 0       ? "applied"
-                                                                  : "queued";
+    const char *phase = c.accepted == 0                     ? "done"
+                        : c.applied == c.accepted           ? "applied"
+                        : c.queued == 0 && c.published == 0 ? "applied"
+                                                            : "queued";
     fx_buf_printf(&o,
                   "{\"correlation_id\":\"%s\",\"batch_id\":\"%s\",\"pipeline\":\"%s\","
                   "\"created_at\":\"%s\",\"batch_state\":\"%s\",\"state\":\"%s\","
@@ -574,17 +574,18 @@ void api_clientes(struct req *r)
     if (paging(r, &pg))
         return;
     const char *f[] = {pg.like};
-    listing(r,
-            "SELECT count(*) FROM clientes c WHERE (?1 IS NULL OR c.nome LIKE ?1 ESCAPE '\\' OR"
-            " c.email LIKE ?1 ESCAPE '\\' OR c.cpf_cnpj LIKE ?1 ESCAPE '\\')",
-            "SELECT c.id, c.nome, c.email, c.telefone, c.cpf_cnpj,"
-            " (SELECT count(*) FROM compras k WHERE k.cliente_id = c.id),"
-            " (SELECT coalesce(sum(valor_total_centavos),0) FROM compras k WHERE k.cliente_id = c.id),"
-            " (SELECT max(data_hora) FROM compras k WHERE k.cliente_id = c.id)"
-            " FROM clientes c WHERE (?1 IS NULL OR c.nome LIKE ?1 ESCAPE '\\' OR"
-            " c.email LIKE ?1 ESCAPE '\\' OR c.cpf_cnpj LIKE ?1 ESCAPE '\\')"
-            " ORDER BY c.nome, c.id LIMIT ?2 OFFSET ?3",
-            1, f, &pg, cliente_row);
+    listing(
+        r,
+        "SELECT count(*) FROM clientes c WHERE (?1 IS NULL OR c.nome LIKE ?1 ESCAPE '\\' OR"
+        " c.email LIKE ?1 ESCAPE '\\' OR c.cpf_cnpj LIKE ?1 ESCAPE '\\')",
+        "SELECT c.id, c.nome, c.email, c.telefone, c.cpf_cnpj,"
+        " (SELECT count(*) FROM compras k WHERE k.cliente_id = c.id),"
+        " (SELECT coalesce(sum(valor_total_centavos),0) FROM compras k WHERE k.cliente_id = c.id),"
+        " (SELECT max(data_hora) FROM compras k WHERE k.cliente_id = c.id)"
+        " FROM clientes c WHERE (?1 IS NULL OR c.nome LIKE ?1 ESCAPE '\\' OR"
+        " c.email LIKE ?1 ESCAPE '\\' OR c.cpf_cnpj LIKE ?1 ESCAPE '\\')"
+        " ORDER BY c.nome, c.id LIMIT ?2 OFFSET ?3",
+        1, f, &pg, cliente_row);
 }
 
 static void produto_row(struct fx_buf *o, struct fx_stmt *st)
@@ -592,8 +593,8 @@ static void produto_row(struct fx_buf *o, struct fx_stmt *st)
     fx_buf_printf(o, "{\"id\":%lld", (long long)fx_stmt_int(st, 0));
     text_member(o, "nome", st, 1);
     money(o, "preco_atual", fx_stmt_int(st, 2));
-    fx_buf_printf(o, ",\"ativo\":%s,\"quantidade_vendida\":%lld", fx_stmt_int(st, 3) ? "true" : "false",
-                  (long long)fx_stmt_int(st, 4));
+    fx_buf_printf(o, ",\"ativo\":%s,\"quantidade_vendida\":%lld",
+                  fx_stmt_int(st, 3) ? "true" : "false", (long long)fx_stmt_int(st, 4));
     text_member(o, "ultima_venda", st, 5);
     fx_buf_putc(o, '}');
 }
@@ -604,8 +605,7 @@ void api_produtos(struct req *r)
     if (paging(r, &pg))
         return;
     const char *f[] = {pg.like};
-    listing(r,
-            "SELECT count(*) FROM produtos p WHERE (?1 IS NULL OR p.nome LIKE ?1 ESCAPE '\\')",
+    listing(r, "SELECT count(*) FROM produtos p WHERE (?1 IS NULL OR p.nome LIKE ?1 ESCAPE '\\')",
             "SELECT p.id, p.nome, p.preco_atual_centavos, p.ativo,"
             " (SELECT coalesce(sum(quantidade),0) FROM compras k WHERE k.produto_id = p.id),"
             " (SELECT max(data_hora) FROM compras k WHERE k.produto_id = p.id)"
@@ -633,8 +633,7 @@ static void compra_row(struct fx_buf *o, struct fx_stmt *st)
 
 static int date_ok(const char *s)
 {
-    return !s || (strlen(s) == 10 && s[4] == '-' && s[7] == '-' &&
-                  strspn(s, "0123456789-") == 10);
+    return !s || (strlen(s) == 10 && s[4] == '-' && s[7] == '-' && strspn(s, "0123456789-") == 10);
 }
 
 void api_compras_list(struct req *r)
@@ -664,7 +663,7 @@ void api_compras_list(struct req *r)
     char fpu[48] = "";
     if (fp) {
         size_t i = 0;
-        for (; fp[i] && i < sizeof(fpu) - 1; i++)
+        for (; i < sizeof(fpu) - 1 && fp[i]; i++)
             fpu[i] = (fp[i] >= 'a' && fp[i] <= 'z') ? (char)(fp[i] - 32) : fp[i];
         fpu[i] = '\0';
     }

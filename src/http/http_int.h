@@ -47,8 +47,8 @@ struct req {
     char params[MAX_PARAMS][128];
     struct fx_principal who;
     int64_t t0_us;
-    char corr[37];     /* correlation id of the request (X-Correlation-Id) */
-    char trace[56];    /* traceparent received or created */
+    char corr[37];  /* correlation id of the request (X-Correlation-Id) */
+    char trace[56]; /* traceparent received or created */
     int trace_from_client;
     int began;
     uint64_t body_len;

@@ -43,7 +43,10 @@ static int64_t now_us(void)
 
 /* ---- replies ---- */
 
-int req_is_replied(const struct req *r) { return r->resp != NULL; }
+int req_is_replied(const struct req *r)
+{
+    return r->resp != NULL;
+}
 
 static void common_headers(struct req *r)
 {
@@ -59,9 +62,8 @@ void req_reply(struct req *r, unsigned status, const char *content_type, const v
 {
     if (r->resp)
         return; /* first reply wins */
-    r->resp = MHD_create_response_from_buffer(len, (void *)data,
-                                              copy ? MHD_RESPMEM_MUST_COPY
-                                                   : MHD_RESPMEM_PERSISTENT);
+    r->resp = MHD_create_response_from_buffer(
+        len, (void *)data, copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
     r->status = status;
     if (content_type)
         MHD_add_response_header(r->resp, "Content-Type", content_type);
@@ -74,9 +76,8 @@ void req_reply_buf(struct req *r, unsigned status, const char *content_type, str
         return;
     size_t len = b->len;
     char *data = fx_buf_take(b);
-    r->resp = MHD_create_response_from_buffer(len, data ? data : (char *)"",
-                                              data ? MHD_RESPMEM_MUST_FREE
-                                                   : MHD_RESPMEM_PERSISTENT);
+    r->resp = MHD_create_response_from_buffer(
+        len, data ? data : (char *)"", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     r->status = status;
     if (content_type)
         MHD_add_response_header(r->resp, "Content-Type", content_type);
@@ -92,20 +93,34 @@ void req_header(struct req *r, const char *name, const char *value)
 static const char *status_title(unsigned s)
 {
     switch (s) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
     }
 }
 
@@ -152,7 +167,10 @@ void req_suspend(struct req *r)
     MHD_suspend_connection(r->conn);
 }
 
-void req_resume(struct req *r) { MHD_resume_connection(r->conn); }
+void req_resume(struct req *r)
+{
+    MHD_resume_connection(r->conn);
+}
 
 const char *req_header_in(struct req *r, const char *name)
 {
@@ -278,9 +296,9 @@ static void observe(struct req *r)
         if (s)
             fx_histogram_observe(s, secs);
     }
-    enum fx_log_level lvl = r->status >= 500    ? FX_LOG_WARN
-                            : h->access_log ? FX_LOG_INFO
-                                            : FX_LOG_DEBUG;
+    enum fx_log_level lvl = r->status >= 500 ? FX_LOG_WARN
+                            : h->access_log  ? FX_LOG_INFO
+                                             : FX_LOG_DEBUG;
     if (fx__log_level <= lvl)
         fx_log(lvl, "http", r->corr,
                "%s %s -> %u in %.3f ms (route %s, sub %s, body %llu bytes, traceparent %s)",
@@ -392,7 +410,7 @@ static void begin(struct req *r)
         return;
     }
     const struct route *rt = r->route;
-    r->body_limit = rt->body == BODY_BUFFER ? h->max_small_body
+    r->body_limit = rt->body == BODY_BUFFER   ? h->max_small_body
                     : rt->upload              ? h->max_upload
                     : rt->body == BODY_STREAM ? h->max_body
                                               : 0;
@@ -526,7 +544,8 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *
         memmove(host, host + 1, hl - 2);
         host[hl - 2] = '\0';
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     int g = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
@@ -585,12 +604,11 @@ static void metrics_init(struct fx_http *h)
                                    "(received, accepted, rejected, duplicate)",
                                    row_labels);
     fx_metrics_gauge_fn(h->metrics, "fluxo_queue_backlog_rows",
-                        "accepted rows not yet applied to the normalized tables", gauge_backlog,
-                        h);
+                        "accepted rows not yet applied to the normalized tables", gauge_backlog, h);
     fx_metrics_gauge_fn(h->metrics, "fluxo_outbox_rows",
                         "accepted rows waiting in the outbox for the relay", gauge_outbox, h);
-    fx_metrics_gauge_fn(h->metrics, "fluxo_http_inflight_requests",
-                        "HTTP requests being served", gauge_inflight, h);
+    fx_metrics_gauge_fn(h->metrics, "fluxo_http_inflight_requests", "HTTP requests being served",
+                        gauge_inflight, h);
 }
 
 void api_count_rows(struct fx_http *h, const char *pipeline, const struct fx_api_counts *c)
@@ -704,10 +722,10 @@ int fx_http_start(struct fx_runtime *rt, struct fx_http **out, struct fx_err *er
             0, NULL, NULL, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_LISTENING_ADDRESS_REUSE,
             (unsigned)1, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)(fx_config_int(cfg, "http.timeout_ms") / 1000),
-            MHD_OPTION_CONNECTION_LIMIT, conn_limit ? conn_limit : 1u,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
-            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
+            (unsigned)(fx_config_int(cfg, "http.timeout_ms") / 1000), MHD_OPTION_CONNECTION_LIMIT,
+            conn_limit ? conn_limit : 1u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+            MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+            MHD_OPTION_END);
         if (!h->d[i]) {
             rc = fx_err_set(err, FX_EIO, "cannot listen on %s (address in use or not allowed)",
                             addr);
@@ -729,7 +747,10 @@ fail:
     return rc;
 }
 
-unsigned fx_http_port(const struct fx_http *h) { return h->port; }
+unsigned fx_http_port(const struct fx_http *h)
+{
+    return h->port;
+}
 
 void fx_http_stop(struct fx_http *h, int grace_ms)
 {

@@ -40,8 +40,8 @@
 #define API_BATCH_ROWS 100000
 #define API_BATCH_MS 60000
 #define OWN_CHUNKS_ROWS 16 /* requests with more records get chunks of their own */
-#define GATHER_MAX 256      /* requests per group before the writer stops waiting */
-#define GATHER_US 250       /* longest wait for a group to fill, under load */
+#define GATHER_MAX 256     /* requests per group before the writer stops waiting */
+#define GATHER_US 250      /* longest wait for a group to fill, under load */
 
 /* ---- header bindings, cached by key set ---- */
 
@@ -70,8 +70,8 @@ static int names_signature(const char *const *names, size_t n, struct fx_buf *ou
 }
 
 /* Returns a binding (cached: *owned = 0; else the caller frees it) or NULL with err. */
-static struct fx_binding *bind_for(const struct fx_pipeline *p, const char *const *names,
-                                   size_t n, struct fx_buf *sig, int *owned, struct fx_err *err)
+static struct fx_binding *bind_for(const struct fx_pipeline *p, const char *const *names, size_t n,
+                                   struct fx_buf *sig, int *owned, struct fx_err *err)
 {
     names_signature(names, n, sig);
     uint64_t h = fx_hash64(sig->data ? sig->data : "", sig->len);
@@ -190,11 +190,26 @@ void fx_api_req_free(struct fx_api_req *r)
     free(r);
 }
 
-const char *fx_api_req_correlation(const struct fx_api_req *r) { return r->corr; }
-const char *fx_api_req_traceparent(const struct fx_api_req *r) { return r->trace; }
-const struct fx_api_counts *fx_api_req_result(const struct fx_api_req *r) { return &r->res; }
-int fx_api_req_replay(const struct fx_api_req *r) { return r->replay; }
-uint64_t fx_api_req_rows(const struct fx_api_req *r) { return r->received; }
+const char *fx_api_req_correlation(const struct fx_api_req *r)
+{
+    return r->corr;
+}
+const char *fx_api_req_traceparent(const struct fx_api_req *r)
+{
+    return r->trace;
+}
+const struct fx_api_counts *fx_api_req_result(const struct fx_api_req *r)
+{
+    return &r->res;
+}
+int fx_api_req_replay(const struct fx_api_req *r)
+{
+    return r->replay;
+}
+uint64_t fx_api_req_rows(const struct fx_api_req *r)
+{
+    return r->received;
+}
 
 size_t fx_api_req_issues(const struct fx_api_req *r, const struct fx_api_issue **out)
 {
@@ -355,7 +370,10 @@ int64_t fx_api_writer_backlog(const struct fx_api_writer *w)
     return atomic_load(&w->backlog) + atomic_load(&w->waiting_rows);
 }
 
-int64_t fx_api_writer_outbox(const struct fx_api_writer *w) { return atomic_load(&w->outbox); }
+int64_t fx_api_writer_outbox(const struct fx_api_writer *w)
+{
+    return atomic_load(&w->outbox);
+}
 
 static int exec_text(struct fx_store *db, const char *sql, const char *a, const char *b,
                      struct fx_err *err)
@@ -403,8 +421,7 @@ static int batch_open(struct fx_api_writer *w, struct open_batch *ob, const char
                   : 0;
 }
 
-static int batch_save(struct fx_api_writer *w, struct open_batch *ob, int close,
-                      struct fx_err *err)
+static int batch_save(struct fx_api_writer *w, struct open_batch *ob, int close, struct fx_err *err)
 {
     struct fx_stmt *st;
     int rc = fx_store_prepare(w->ig->db,
@@ -442,8 +459,7 @@ static int chunk_flush(struct fx_api_writer *w, struct open_batch *ob, const cha
     if (ob->chunk_rows == 0)
         return 0;
     int rc = fx__stage_chunk(w->ig->db, ob->id, ob->chunks, ob->first_row, ob->last_row,
-                             ob->chunk_rows, now, &ob->chunk, ob->chunk_corr, ob->chunk_trace,
-                             err);
+                             ob->chunk_rows, now, &ob->chunk, ob->chunk_corr, ob->chunk_trace, err);
     if (rc)
         return rc;
     ob->chunks++;
@@ -594,9 +610,8 @@ static int pend_flush(struct fx_api_writer *w, struct fx_err *err)
         }
     qsort(w->pend, n, sizeof(*w->pend), cmp_key);
     struct fx_stmt *st;
-    int rc = fx_store_prepare(w->ig->db,
-                              "INSERT INTO seen(hi,lo) VALUES(?,?) ON CONFLICT DO NOTHING", &st,
-                              err);
+    int rc = fx_store_prepare(
+        w->ig->db, "INSERT INTO seen(hi,lo) VALUES(?,?) ON CONFLICT DO NOTHING", &st, err);
     for (size_t i = 0; i < n && rc == 0; i++) {
         fx_stmt_bind_int(st, 1, w->pend[i][0]);
         fx_stmt_bind_int(st, 2, w->pend[i][1]);
@@ -700,8 +715,7 @@ static int idem_lookup(struct fx_api_writer *w, struct fx_api_req *r, struct fx_
             r->res.duplicate = (uint64_t)fx_stmt_int(st, 6);
             r->res.warnings = (uint64_t)fx_stmt_int(st, 7);
             r->res.possible_dup = (uint64_t)fx_stmt_int(st, 8);
-            snprintf(r->res.created_at, sizeof(r->res.created_at), "%s",
-                     fx_stmt_text(st, 9, NULL));
+            snprintf(r->res.created_at, sizeof(r->res.created_at), "%s", fx_stmt_text(st, 9, NULL));
             snprintf(r->res.pipeline, sizeof(r->res.pipeline), "%s", fx_stmt_text(st, 10, NULL));
         } else {
             r->replay = 2;
@@ -799,11 +813,12 @@ static int write_req(struct fx_api_writer *w, struct fx_api_req *r, const char *
         ob->chunk_corr = ob->chunk_trace = NULL;
     }
     struct fx_stmt *st;
-    if ((rc = fx_store_prepare(w->ig->db,
-                               "INSERT INTO api_requests(correlation_id,batch_id,pipeline,idem_key,"
-                               "body_hash,traceparent,received,accepted,rejected,duplicate,"
-                               "warnings,possible_dup,created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                               &st, err)))
+    if ((rc =
+             fx_store_prepare(w->ig->db,
+                              "INSERT INTO api_requests(correlation_id,batch_id,pipeline,idem_key,"
+                              "body_hash,traceparent,received,accepted,rejected,duplicate,"
+                              "warnings,possible_dup,created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                              &st, err)))
         return rc;
     fx_stmt_bind_text(st, 1, r->corr, 36);
     fx_stmt_bind_text(st, 2, ob->id, 36);
@@ -912,8 +927,8 @@ static void write_group(struct fx_api_writer *w, struct fx_api_req *list)
         struct open_batch *ob = &w->batches[i];
         if (!ob->id[0])
             continue;
-        int close = ob->rows >= API_BATCH_ROWS || fx_mono_ms() - ob->opened_ms > API_BATCH_MS ||
-                    w->stop;
+        int close =
+            ob->rows >= API_BATCH_ROWS || fx_mono_ms() - ob->opened_ms > API_BATCH_MS || w->stop;
         if ((rc = chunk_flush(w, ob, now, &err)) || (rc = batch_save(w, ob, close, &err)))
             break;
     }
@@ -1144,7 +1159,8 @@ int fx_ingest_request_status(struct fx_ingest *ig, const char *corr, struct fx_a
         fx_stmt_reset(st);
         return rc < 0 ? rc : FX_ENOTFOUND;
     }
-#define COPY(dst, col) snprintf(dst, sizeof(dst), "%s", fx_stmt_text(st, col, NULL) ? fx_stmt_text(st, col, NULL) : "")
+#define COPY(dst, col)                                                                             \
+    snprintf(dst, sizeof(dst), "%s", fx_stmt_text(st, col, NULL) ? fx_stmt_text(st, col, NULL) : "")
     COPY(out->correlation_id, 0);
     COPY(out->batch_id, 1);
     COPY(out->pipeline, 2);
@@ -1226,7 +1242,8 @@ int fx_ingest_request_issues(struct fx_ingest *ig, const char *corr, size_t limi
         is.line = (long)fx_stmt_int(st, 1);
         is.column = (int)fx_stmt_int(st, 2);
         is.row_ix = -1;
-#define COPY(dst, col) snprintf(dst, sizeof(dst), "%s", fx_stmt_text(st, col, NULL) ? fx_stmt_text(st, col, NULL) : "")
+#define COPY(dst, col)                                                                             \
+    snprintf(dst, sizeof(dst), "%s", fx_stmt_text(st, col, NULL) ? fx_stmt_text(st, col, NULL) : "")
         COPY(is.field, 3);
         COPY(is.value, 4);
         COPY(is.rule, 5);

@@ -37,8 +37,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_BUSY_MS 10000
@@ -104,7 +104,10 @@ static int fail(struct sq_store *s, int rc)
  * well under a millisecond (API group commits, relay marks), while SQLite's
  * own busy handler sleeps up to 100 ms at a time, which showed as 100 ms
  * tails in API latency. So: short sleeps first, 1 ms at most. */
-static int busy_pause_us(int n) { return n < 20 ? 50 : n < 100 ? 200 : 1000; }
+static int busy_pause_us(int n)
+{
+    return n < 20 ? 50 : n < 100 ? 200 : 1000;
+}
 
 static int busy_cb(void *ud, int n)
 {

@@ -91,8 +91,8 @@ static int submit_wait(struct env *e, struct fx_api_req *r)
     return w.rc;
 }
 
-static const char *const NAMES[] = {"nome", "email", "produto", "quantidade", "valor_unitario",
-                                    "forma_pagamento", "data_hora"};
+static const char *const NAMES[] = {"nome",           "email",           "produto",  "quantidade",
+                                    "valor_unitario", "forma_pagamento", "data_hora"};
 #define NN (sizeof(NAMES) / sizeof(NAMES[0]))
 
 /* A sale; when = NULL leaves data_hora out (position-keyed row). */
@@ -136,9 +136,9 @@ static void test_accept_reject_dedupe(void **state)
     struct env *e = *state;
     struct fx_api_req *a = new_req(e);
     add_sale(a, 1, "Ana", "2", "2025-01-02 10:00");
-    add_sale(a, 2, "", "2", "2025-01-02 10:00");         /* nome is required */
-    add_sale(a, 3, "Bia", "0", "2025-01-02 10:01");      /* quantidade min 1 */
-    add_sale(a, 4, "Ana", "2", "2025-01-02 10:00");      /* same purchase again */
+    add_sale(a, 2, "", "2", "2025-01-02 10:00");    /* nome is required */
+    add_sale(a, 3, "Bia", "0", "2025-01-02 10:01"); /* quantidade min 1 */
+    add_sale(a, 4, "Ana", "2", "2025-01-02 10:00"); /* same purchase again */
     assert_int_equal(submit_wait(e, a), 0);
     const struct fx_api_counts *c = fx_api_req_result(a);
     assert_int_equal(c->received, 4);
@@ -163,7 +163,8 @@ static void test_accept_reject_dedupe(void **state)
 
     /* rows staged with their outbox entries; issues carry the request's id */
     assert_int_equal(count(e, "SELECT sum(nrows) FROM staging"), 2);
-    assert_int_equal(count(e, "SELECT count(*) FROM outbox"), count(e, "SELECT count(*) FROM staging"));
+    assert_int_equal(count(e, "SELECT count(*) FROM outbox"),
+                     count(e, "SELECT count(*) FROM staging"));
     char sql[256];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM issues WHERE correlation_id = '%s'",
              fx_api_req_correlation(a));
