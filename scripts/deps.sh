@@ -47,3 +47,14 @@ echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq >/dev/null
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Installing a server package may start its default instance (Debian's
+# postinst scripts do when an init system answers): the tests start private
+# instances of their own, so stop those again and leave nothing running.
+for p in "${missing[@]}"; do
+  case "$p" in
+    postgresql-15) $sudo service postgresql stop >/dev/null 2>&1 || true ;;
+    rabbitmq-server)
+      $sudo service rabbitmq-server stop >/dev/null 2>&1 || true
+      $sudo epmd -kill >/dev/null 2>&1 || true ;;
+  esac
+done
