@@ -70,7 +70,33 @@ static const struct fx_migration ingest_migrations[] = {
       * so the random-order index stays cache-resident far longer */
      "CREATE TABLE seen (hi INTEGER NOT NULL, lo INTEGER NOT NULL, PRIMARY KEY (hi, lo))"
      " WITHOUT ROWID;",
-     NULL, NULL},
+     NULL,
+     /* PostgreSQL: the same tables with 64-bit integers and an identity for the outbox */
+     "CREATE TABLE batches ("
+     " id TEXT PRIMARY KEY, correlation_id TEXT NOT NULL, traceparent TEXT,"
+     " pipeline TEXT NOT NULL, source TEXT NOT NULL, source_hash TEXT,"
+     " state TEXT NOT NULL CHECK (state IN ('receiving','queued','failed')),"
+     " received BIGINT NOT NULL DEFAULT 0, accepted BIGINT NOT NULL DEFAULT 0,"
+     " rejected BIGINT NOT NULL DEFAULT 0, duplicate BIGINT NOT NULL DEFAULT 0,"
+     " warnings BIGINT NOT NULL DEFAULT 0, possible_dup BIGINT NOT NULL DEFAULT 0,"
+     " chunks BIGINT NOT NULL DEFAULT 0, unknown_columns TEXT, error TEXT,"
+     " created_at TEXT NOT NULL, finished_at TEXT);"
+     "CREATE TABLE staging ("
+     " id TEXT PRIMARY KEY, batch_id TEXT NOT NULL REFERENCES batches(id), seq BIGINT NOT NULL,"
+     " first_row BIGINT NOT NULL, last_row BIGINT NOT NULL, nrows BIGINT NOT NULL,"
+     " state TEXT NOT NULL CHECK (state IN ('pending','published','applied')),"
+     " created_at TEXT NOT NULL, published_at TEXT, applied_at TEXT);"
+     "CREATE INDEX staging_batch ON staging(batch_id, state);"
+     "CREATE TABLE staging_payload (id TEXT PRIMARY KEY REFERENCES staging(id),"
+     " payload TEXT NOT NULL);"
+     "CREATE TABLE outbox (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+     " staging_id TEXT NOT NULL REFERENCES staging(id), routing_key TEXT NOT NULL);"
+     "CREATE TABLE issues ("
+     " batch_id TEXT NOT NULL, row BIGINT NOT NULL, col INTEGER NOT NULL, field TEXT,"
+     " value TEXT, rule TEXT NOT NULL, reason TEXT NOT NULL,"
+     " severity TEXT NOT NULL CHECK (severity IN ('error','warning')));"
+     "CREATE INDEX issues_batch ON issues(batch_id, severity, row);"
+     "CREATE TABLE seen (hi BIGINT NOT NULL, lo BIGINT NOT NULL, PRIMARY KEY (hi, lo));"},
     {2, "API requests: per-request counts, idempotency keys; issues by request",
      "ALTER TABLE issues ADD COLUMN correlation_id TEXT;"
      "ALTER TABLE issues ADD COLUMN line INTEGER;"
@@ -85,7 +111,21 @@ static const struct fx_migration ingest_migrations[] = {
      /* a chunk of one API request carries that request's ids into its CloudEvent */
      "ALTER TABLE staging ADD COLUMN correlation_id TEXT;"
      "ALTER TABLE staging ADD COLUMN traceparent TEXT;",
-     NULL, NULL},
+     NULL,
+     "ALTER TABLE issues ADD COLUMN correlation_id TEXT;"
+     "ALTER TABLE issues ADD COLUMN line BIGINT;"
+     /* SQLite orders a request's issues by rowid; PostgreSQL needs a column */
+     "ALTER TABLE issues ADD COLUMN id BIGINT GENERATED ALWAYS AS IDENTITY;"
+     "CREATE INDEX issues_request ON issues(correlation_id, row) WHERE correlation_id IS NOT NULL;"
+     "CREATE TABLE api_requests ("
+     " correlation_id TEXT PRIMARY KEY, batch_id TEXT NOT NULL REFERENCES batches(id),"
+     " pipeline TEXT NOT NULL, idem_key TEXT UNIQUE, body_hash TEXT, traceparent TEXT,"
+     " received BIGINT NOT NULL, accepted BIGINT NOT NULL, rejected BIGINT NOT NULL,"
+     " duplicate BIGINT NOT NULL, warnings BIGINT NOT NULL, possible_dup BIGINT NOT NULL,"
+     " created_at TEXT NOT NULL);"
+     "CREATE INDEX staging_unapplied ON staging(state) WHERE state <> 'applied';"
+     "ALTER TABLE staging ADD COLUMN correlation_id TEXT;"
+     "ALTER TABLE staging ADD COLUMN traceparent TEXT;"},
 };
 
 void fx__now_iso(char out[32])

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define API_BATCH_ROWS 100000
 #define API_BATCH_MS 60000
@@ -1068,10 +1069,18 @@ int fx_api_writer_start(struct fx_runtime *rt, struct fx_api_writer **out, struc
     /* API batches left open by an earlier run that stopped without closing them */
     char now[32];
     fx__now_iso(now);
+    char cutoff[32];
+    {
+        /* two minutes ago, in the same text form as created_at */
+        time_t t = (time_t)(fx_now_ms() / 1000) - 120;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(cutoff, sizeof(cutoff), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    }
     exec_text(w->ig->db,
               "UPDATE batches SET state='queued', finished_at=? WHERE state='receiving' AND"
-              " source='api' AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ','now','-2 minutes')",
-              now, NULL, err);
+              " source='api' AND created_at < ?",
+              now, cutoff, err);
     fx_err_clear(err);
     refresh_backlog(w);
     pthread_mutex_init(&w->mu, NULL);
@@ -1226,10 +1235,15 @@ int fx_ingest_request_issues(struct fx_ingest *ig, const char *corr, size_t limi
 {
     struct fx_stmt *st;
     struct fx_err err;
+    /* in the order they were written: rowid on SQLite, an identity column on PostgreSQL */
+    int pg = strcmp(fx_store_dialect(ig->db), "postgresql") == 0;
     int rc = fx_store_prepare(ig->db,
-                              "SELECT row, coalesce(line, 0), col, field, value, rule, reason,"
-                              " severity FROM issues WHERE correlation_id = ?"
-                              " ORDER BY row, rowid LIMIT ?",
+                              pg ? "SELECT row, coalesce(line, 0), col, field, value, rule, reason,"
+                                   " severity FROM issues WHERE correlation_id = ?"
+                                   " ORDER BY row, id LIMIT ?"
+                                 : "SELECT row, coalesce(line, 0), col, field, value, rule, reason,"
+                                   " severity FROM issues WHERE correlation_id = ?"
+                                   " ORDER BY row, rowid LIMIT ?",
                               &st, &err);
     if (rc)
         return rc;
