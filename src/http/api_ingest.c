@@ -214,6 +214,8 @@ struct rec_state {
     int idem;
     char **names; /* renamed keys (compras) */
     size_t cap_names;
+    int write_rc; /* the writer's outcome */
+    struct fx_err write_err;
 };
 
 static void rec_state_free(void *p)
@@ -354,12 +356,27 @@ static void records_data(struct req *r, const char *data, size_t len)
     }
 }
 
+/* The writer's callback: record the outcome and wake the connection; the
+ * reply is built on the connection's own event loop (records_resumed), not on
+ * the single writer thread every request waits for. */
 static void records_done(void *ud, struct fx_api_req *ar, int rc, const struct fx_err *err)
 {
+    (void)ar;
     struct req *r = ud;
-    if (rc < 0) {
+    struct rec_state *s = r->state;
+    s->write_rc = rc;
+    if (err)
+        s->write_err = *err;
+    req_resume(r);
+}
+
+static void records_resumed(struct req *r)
+{
+    struct rec_state *s = r->state;
+    struct fx_api_req *ar = s->ar;
+    if (s->write_rc < 0) {
         req_problemf(r, 503, NULL, "the rows could not be stored (nothing was taken): %s",
-                     err ? err->reason : fx_strerror(rc));
+                     s->write_err.reason[0] ? s->write_err.reason : fx_strerror(s->write_rc));
         req_header(r, "Retry-After", "5");
     } else if (fx_api_req_replay(ar) == 2) {
         req_problem(r, 422, NULL,
@@ -371,7 +388,6 @@ static void records_done(void *ud, struct fx_api_req *ar, int rc, const struct f
             api_count_rows(r->h, fx_api_req_result(ar)->pipeline, fx_api_req_result(ar));
         reply_records(r, ar);
     }
-    req_resume(r);
 }
 
 static void records_end(struct req *r)
@@ -671,4 +687,8 @@ void api_files_data(struct req *r, const char *d, size_t n)
 void api_files_end(struct req *r)
 {
     files_end(r);
+}
+void api_records_resumed(struct req *r)
+{
+    records_resumed(r);
 }

@@ -35,6 +35,8 @@ struct route {
     void (*on_data)(struct req *r, const char *data, size_t len);
     /* body complete: reply now, or call req_suspend and reply later */
     void (*on_end)(struct req *r);
+    /* after a resume with no reply yet: build it (on the event loop) */
+    void (*on_resumed)(struct req *r);
 };
 
 #define MAX_PARAMS 2
@@ -123,6 +125,7 @@ void api_records_begin(struct req *r);
 void api_compras_begin(struct req *r);
 void api_records_data(struct req *r, const char *d, size_t n);
 void api_records_end(struct req *r);
+void api_records_resumed(struct req *r);
 void api_files_begin(struct req *r);
 void api_files_data(struct req *r, const char *d, size_t n);
 void api_files_end(struct req *r);

@@ -489,8 +489,10 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         *size = 0; /* answered early: drop the rest of the body */
         return MHD_YES;
     }
-    if (r->suspended) { /* resumed: the reply is ready */
+    if (r->suspended) { /* resumed: the reply is ready, or is built now */
         r->suspended = 0;
+        if (!r->resp && r->route && r->route->on_resumed)
+            r->route->on_resumed(r);
         if (!r->resp)
             req_problem(r, 500, NULL, "the request was resumed without a reply", NULL);
         return queue(r);
