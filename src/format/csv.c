@@ -1160,3 +1160,32 @@ out:
     csv_free(f);
     return rc;
 }
+
+const char *fx__text_shown(char *dst, size_t cap, const char *src, size_t n)
+{
+    size_t o = 0, i = 0;
+    while (i < n) {
+        size_t end = i + fx__csv_utf8_check(src + i, n - i);
+        while (i < end) { /* whole sequences only, so dst is never cut inside one */
+            unsigned char c = (unsigned char)src[i];
+            size_t l = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            if (o + l + 1 > cap)
+                goto done;
+            if (l == 1)
+                dst[o] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+            else
+                memcpy(dst + o, src + i, l);
+            o += l;
+            i += l;
+        }
+        if (i < n) {
+            if (o + 2 > cap)
+                goto done;
+            dst[o++] = '?';
+            i++;
+        }
+    }
+done:
+    dst[o] = '\0';
+    return dst;
+}

@@ -27,4 +27,9 @@ extern size_t fx__csv_block_size;
  * Rejects overlong forms, surrogates and code points above U+10FFFF. */
 size_t fx__csv_utf8_check(const char *s, size_t n);
 
+/* src[0..n) into dst (cap bytes, NUL-terminated), whole UTF-8 characters only,
+ * control bytes and invalid UTF-8 as '?': input quoted in an error reason must
+ * not break the JSON or the log line it ends up in. Returns dst. */
+const char *fx__text_shown(char *dst, size_t cap, const char *src, size_t n);
+
 #endif

@@ -264,30 +264,7 @@ static void utf8_trim(char *s)
 /* Copy src into dst (cap bytes) with control bytes and invalid UTF-8 replaced by '?'. */
 static void printable(char *dst, size_t cap, const char *src)
 {
-    size_t n = strlen(src), o = 0, i = 0;
-    while (i < n) {
-        size_t end = i + fx__csv_utf8_check(src + i, n - i);
-        while (i < end) { /* whole sequences only, so dst is never cut inside one */
-            unsigned char c = (unsigned char)src[i];
-            size_t l = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-            if (o + l + 1 > cap)
-                goto done;
-            if (l == 1)
-                dst[o] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-            else
-                memcpy(dst + o, src + i, l);
-            o += l;
-            i += l;
-        }
-        if (i < n) {
-            if (o + 2 > cap)
-                goto done;
-            dst[o++] = '?';
-            i++;
-        }
-    }
-done:
-    dst[o] = '\0';
+    fx__text_shown(dst, cap, src, strlen(src));
 }
 
 /* "'x'" for a printable byte, else "byte 0xNN". */

@@ -184,31 +184,7 @@ static const char *describe(unsigned char c, char buf[16])
  * the JSON or the log line it ends up in. */
 static const char *shown(char *dst, size_t cap, const char *src, size_t max)
 {
-    size_t n = strnlen(src, max), o = 0, i = 0;
-    while (i < n) {
-        size_t end = i + fx__csv_utf8_check(src + i, n - i);
-        while (i < end) {
-            unsigned char c = (unsigned char)src[i];
-            size_t l = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-            if (o + l + 1 > cap)
-                goto done;
-            if (l == 1)
-                dst[o] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-            else
-                memcpy(dst + o, src + i, l);
-            o += l;
-            i += l;
-        }
-        if (i < n) {
-            if (o + 2 > cap)
-                goto done;
-            dst[o++] = '?';
-            i++;
-        }
-    }
-done:
-    dst[o] = '\0';
-    return dst;
+    return fx__text_shown(dst, cap, src, strnlen(src, max));
 }
 
 /* ---- parameters (Content-Type, Content-Disposition) ---------------------------- */

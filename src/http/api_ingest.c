@@ -95,23 +95,6 @@ struct listing {
     size_t nerr, nwarn;
 };
 
-static int list_stored(void *ud, long row, int column, const char *field, const char *value,
-                       const char *rule, const char *reason, const char *severity)
-{
-    (void)column;
-    struct listing *l = ud;
-    int is_err = severity && strcmp(severity, "error") == 0;
-    struct fx_buf *b = is_err ? l->err : l->warn;
-    size_t *n = is_err ? &l->nerr : &l->nwarn;
-    if (*n < MAX_LISTED) {
-        if (*n)
-            fx_buf_putc(b, ',');
-        issue_json(b, row, 0, field, value, rule, reason);
-    }
-    (*n)++;
-    return 0;
-}
-
 static int list_api_issue(void *ud, const struct fx_api_issue *is)
 {
     struct listing *l = ud;
@@ -125,6 +108,21 @@ static int list_api_issue(void *ud, const struct fx_api_issue *is)
     }
     (*k)++;
     return 0;
+}
+
+/* A stored issue of a file batch (fx_issue_cb), listed like a request's. */
+static int list_stored(void *ud, long row, int column, const char *field, const char *value,
+                       const char *rule, const char *reason, const char *severity)
+{
+    struct fx_api_issue is = {
+        .record = row,
+        .column = column,
+        .severity = severity && strcmp(severity, "error") == 0 ? FX_ISSUE_ERROR : FX_ISSUE_WARN};
+    snprintf(is.field, sizeof(is.field), "%s", field ? field : "");
+    snprintf(is.value, sizeof(is.value), "%s", value ? value : "");
+    snprintf(is.rule, sizeof(is.rule), "%s", rule ? rule : "");
+    snprintf(is.reason, sizeof(is.reason), "%s", reason ? reason : "");
+    return list_api_issue(ud, &is);
 }
 
 static void counts_json(struct fx_buf *b, const struct fx_api_counts *c)

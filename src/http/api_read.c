@@ -160,28 +160,40 @@ static int valid_id(struct req *r, const char *id)
     return 1;
 }
 
+/* A pooled ingest handle, or NULL after replying 503. */
+static struct fx_ingest *ingest_or_503(struct req *r)
+{
+    struct fx_err err;
+    fx_err_clear(&err);
+    struct fx_ingest *ig = http_ingest_get(r->h, &err);
+    if (!ig)
+        req_problemf(r, 503, NULL, "store unavailable: %s", err.reason);
+    return ig;
+}
+
+/* The batch named by the path: 0, or < 0 after replying 404 / 503. */
+static int batch_or_reply(struct req *r, struct fx_ingest *ig, struct fx_batch_status *st)
+{
+    int rc = fx_ingest_status(ig, r->params[0], st);
+    if (rc == FX_ENOTFOUND)
+        req_problemf(r, 404, NULL, "no batch %s", r->params[0]);
+    else if (rc < 0)
+        req_problemf(r, 503, NULL, "cannot read the batch: %s", fx_strerror(rc));
+    return rc < 0 ? rc : 0;
+}
+
 void api_batch(struct req *r)
 {
     if (!valid_id(r, r->params[0]))
         return;
-    struct fx_err err;
-    fx_err_clear(&err);
-    struct fx_ingest *ig = http_ingest_get(r->h, &err);
-    if (!ig) {
-        req_problemf(r, 503, NULL, "store unavailable: %s", err.reason);
+    struct fx_ingest *ig = ingest_or_503(r);
+    if (!ig)
         return;
-    }
     struct fx_batch_status st;
-    int rc = fx_ingest_status(ig, r->params[0], &st);
+    int rc = batch_or_reply(r, ig, &st);
     http_ingest_put(r->h, ig);
-    if (rc == FX_ENOTFOUND) {
-        req_problemf(r, 404, NULL, "no batch %s", r->params[0]);
+    if (rc)
         return;
-    }
-    if (rc < 0) {
-        req_problemf(r, 503, NULL, "cannot read the batch: %s", fx_strerror(rc));
-        return;
-    }
     struct fx_buf o;
     fx_buf_init(&o, 0);
     batch_json(&o, &st);
@@ -211,10 +223,10 @@ static void csv_cell(struct fx_buf *o, const char *s)
     fx_buf_putc(o, '"');
 }
 
-static int err_row(void *ud, long row, int column, const char *field, const char *value,
-                   const char *rule, const char *reason, const char *severity)
+/* One issue as a CSV line or a JSON object (line 0: not known, left out). */
+static void issue_out(struct err_out *e, long row, long line, int column, const char *field,
+                      const char *value, const char *rule, const char *reason, const char *severity)
 {
-    struct err_out *e = ud;
     if (e->csv) {
         fx_buf_printf(e->o, "%ld;%d;", row, column);
         csv_cell(e->o, field);
@@ -237,23 +249,25 @@ static int err_row(void *ud, long row, int column, const char *field, const char
         fx_buf_json_str(e->o, rule ? rule : "", rule ? strlen(rule) : 0);
         fx_buf_puts(e->o, ",\"reason\":");
         fx_buf_json_str(e->o, reason ? reason : "", reason ? strlen(reason) : 0);
-        fx_buf_printf(e->o, ",\"severity\":\"%s\"}", severity ? severity : "");
+        fx_buf_printf(e->o, ",\"severity\":\"%s\"", severity ? severity : "");
+        if (line > 0)
+            fx_buf_printf(e->o, ",\"line\":%ld", line);
+        fx_buf_putc(e->o, '}');
     }
     e->n++;
+}
+
+static int err_row(void *ud, long row, int column, const char *field, const char *value,
+                   const char *rule, const char *reason, const char *severity)
+{
+    issue_out(ud, row, 0, column, field, value, rule, reason, severity);
     return 0;
 }
 
 static int err_api(void *ud, const struct fx_api_issue *is)
 {
-    struct err_out *e = ud;
-    size_t before = e->o->len;
-    err_row(ud, is->record, is->column, is->field, is->value, is->rule, is->reason,
-            is->severity == FX_ISSUE_ERROR ? "error" : "warning");
-    if (!e->csv && is->line > 0 && e->o->len > before) {
-        /* add the body line before the closing brace */
-        e->o->len--;
-        fx_buf_printf(e->o, ",\"line\":%ld}", is->line);
-    }
+    issue_out(ud, is->record, is->line, is->column, is->field, is->value, is->rule, is->reason,
+              is->severity == FX_ISSUE_ERROR ? "error" : "warning");
     return 0;
 }
 
@@ -272,21 +286,12 @@ void api_batch_errors(struct req *r)
     long limit = lim ? strtol(lim, NULL, 10) : 10000;
     if (limit < 1 || limit > 1000000)
         limit = 10000;
-    struct fx_err err;
-    fx_err_clear(&err);
-    struct fx_ingest *ig = http_ingest_get(r->h, &err);
-    if (!ig) {
-        req_problemf(r, 503, NULL, "store unavailable: %s", err.reason);
+    struct fx_ingest *ig = ingest_or_503(r);
+    if (!ig)
         return;
-    }
     struct fx_batch_status st;
-    int rc = fx_ingest_status(ig, r->params[0], &st);
-    if (rc != 0) {
+    if (batch_or_reply(r, ig, &st)) {
         http_ingest_put(r->h, ig);
-        if (rc == FX_ENOTFOUND)
-            req_problemf(r, 404, NULL, "no batch %s", r->params[0]);
-        else
-            req_problemf(r, 503, NULL, "cannot read the batch: %s", fx_strerror(rc));
         return;
     }
     struct fx_buf o;
@@ -313,13 +318,9 @@ void api_request_status(struct req *r)
 {
     if (!valid_id(r, r->params[0]))
         return;
-    struct fx_err err;
-    fx_err_clear(&err);
-    struct fx_ingest *ig = http_ingest_get(r->h, &err);
-    if (!ig) {
-        req_problemf(r, 503, NULL, "store unavailable: %s", err.reason);
+    struct fx_ingest *ig = ingest_or_503(r);
+    if (!ig)
         return;
-    }
     struct fx_api_counts c;
     int rc = fx_ingest_request_status(ig, r->params[0], &c);
     if (rc != 0) {
@@ -368,13 +369,9 @@ static int status_batch(void *ud, const struct fx_batch_status *st)
 
 void api_status(struct req *r)
 {
-    struct fx_err err;
-    fx_err_clear(&err);
-    struct fx_ingest *ig = http_ingest_get(r->h, &err);
-    if (!ig) {
-        req_problemf(r, 503, NULL, "store unavailable: %s", err.reason);
+    struct fx_ingest *ig = ingest_or_503(r);
+    if (!ig)
         return;
-    }
     struct fx_buf o;
     fx_buf_init(&o, 0);
     fx_buf_printf(&o,
