@@ -109,6 +109,29 @@ int fx_jsonrec_feed(struct fx_jsonrec_parser *p, const char *data, size_t len, s
  */
 int fx_jsonrec_finish(struct fx_jsonrec_parser *p, struct fx_err *err);
 
+/*
+ * Parallel NDJSON: after fx_jsonrec_defer_lines, each NDJSON line that would be parsed as
+ * a record is handed to line_cb as text instead (without its '\n', '\r' and RS prefix),
+ * with the index, line and column the record would have; everything else (blank lines,
+ * lines over max_record_bytes, line numbers, the empty-body check) stays with the parser.
+ * The text is valid only during the call. Another parser, with the same options, on any
+ * thread, then parses it with fx_jsonrec_parse_line: its callbacks see exactly what this
+ * parser's would have (record, or bad record with the same error). No effect on JSON
+ * (object or array) bodies.
+ */
+struct fx_jsonrec_line {
+    const char *s;
+    size_t len;
+    size_t index;
+    long line, col;
+};
+typedef int (*fx_jsonrec_line_cb)(void *ud, const struct fx_jsonrec_line *ln);
+void fx_jsonrec_defer_lines(struct fx_jsonrec_parser *p, fx_jsonrec_line_cb line_cb);
+/* Parse one deferred line: 0, or the callback's non-zero value (or the bad record's
+ * code when the parser has no bad callback). */
+int fx_jsonrec_parse_line(struct fx_jsonrec_parser *p, const struct fx_jsonrec_line *ln,
+                          struct fx_err *err);
+
 /* Free the parser; NULL is a no-op. */
 void fx_jsonrec_free(struct fx_jsonrec_parser *p);
 

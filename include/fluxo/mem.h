@@ -31,6 +31,8 @@ void fx_buf_init(struct fx_buf *b, size_t limit);
 void fx_buf_cleanup(struct fx_buf *b);
 void fx_buf_reset(struct fx_buf *b); /* len = 0, keeps memory */
 int fx_buf_append(struct fx_buf *b, const void *data, size_t n);
+/* Make room for extra more bytes at once (FX_ETOOBIG past the limit). */
+int fx_buf_reserve(struct fx_buf *b, size_t extra);
 int fx_buf_putc(struct fx_buf *b, char c);
 int fx_buf_puts(struct fx_buf *b, const char *s);
 int fx_buf_printf(struct fx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -24,6 +24,7 @@
 
 #include "fluxo/config.h"
 #include "fluxo/error.h"
+#include "fluxo/jsonrec.h"
 #include "fluxo/reader.h"
 #include "fluxo/schema.h"
 
@@ -151,6 +152,18 @@ void fx_api_req_set_idempotency(struct fx_api_req *r, const char *key, const cha
  * index in the body, line: line where it starts (0 = n/a). Returns 0 or < 0 (out of memory). */
 int fx_api_req_add(struct fx_api_req *r, const char *const *names, const struct fx_cell *cells,
                    size_t n, long record, long line);
+/* The same, for big bodies: the record is copied and validated later, possibly on a
+ * thread of a shared pool (slices of records, in order). Call fx_api_req_settle before
+ * reading the request (rows, issues) or submitting it; the outcome is the same as with
+ * fx_api_req_add, record for record. */
+int fx_api_req_add_deferred(struct fx_api_req *r, const char *const *names,
+                            const struct fx_cell *cells, size_t n, long record, long line);
+void fx_api_req_settle(struct fx_api_req *r);
+/* NDJSON bodies: lines handed over unparsed by the body's parser (fx_jsonrec_defer_lines)
+ * are parsed and validated in slices on the pool, by parsers with options o (set once,
+ * before the first line); a bad line is rejected with the parser's reason (rule "json"). */
+void fx_api_req_set_json(struct fx_api_req *r, const struct fx_jsonrec_opts *o);
+int fx_api_req_add_line(struct fx_api_req *r, const struct fx_jsonrec_line *ln);
 /* A record that could not even be parsed (bad JSON line): rejected with this reason. */
 void fx_api_req_reject(struct fx_api_req *r, long record, long line, const char *rule,
                        const char *reason);
@@ -163,6 +176,9 @@ int fx_api_req_replay(const struct fx_api_req *r);
 uint64_t fx_api_req_rows(const struct fx_api_req *r); /* records added so far */
 
 struct fx_api_writer;
+/* Dedupe keys found new by the in-memory filter without a lookup, and keys looked up. */
+void fx_api_writer_dedupe_stats(const struct fx_api_writer *w, uint64_t *filtered,
+                                uint64_t *looked_up);
 int fx_api_writer_start(struct fx_runtime *rt, struct fx_api_writer **out, struct fx_err *err);
 /* Commit what is queued, close the open API batches, stop the thread. */
 void fx_api_writer_stop(struct fx_api_writer *w);

@@ -98,6 +98,11 @@ static int reserve(struct fx_buf *b, size_t extra)
     return 0;
 }
 
+int fx_buf_reserve(struct fx_buf *b, size_t extra)
+{
+    return reserve(b, extra);
+}
+
 int fx_buf_append(struct fx_buf *b, const void *data, size_t n)
 {
     int rc = reserve(b, n);

@@ -125,6 +125,7 @@ struct fx_jsonrec_parser {
     struct fx_jsonrec_opts o;
     fx_jsonrec_cb cb;
     fx_jsonrec_bad_cb bad;
+    fx_jsonrec_line_cb line_cb; /* NDJSON lines handed over unparsed */
     void *ud;
 
     enum state st;
@@ -1297,7 +1298,28 @@ static int ndjson_line(struct fx_jsonrec_parser *p, const char *s, size_t n, str
     size_t rs = 0;
     while (rs < n && s[rs] == 0x1E)
         rs++;
+    if (p->line_cb) {
+        struct fx_jsonrec_line ln = {s + rs, n - rs, p->index, p->line, 1 + (long)rs};
+        int rc = p->line_cb(p->ud, &ln);
+        if (rc) {
+            fx_err_clear(&p->ferr);
+            stop(p, rc);
+        }
+        return rc;
+    }
     return record(p, s + rs, n - rs, p->line, 1 + (long)rs, err);
+}
+
+void fx_jsonrec_defer_lines(struct fx_jsonrec_parser *p, fx_jsonrec_line_cb line_cb)
+{
+    p->line_cb = line_cb;
+}
+
+int fx_jsonrec_parse_line(struct fx_jsonrec_parser *p, const struct fx_jsonrec_line *ln,
+                          struct fx_err *err)
+{
+    p->index = ln->index;
+    return record(p, ln->s, ln->len, ln->line, ln->col, err);
 }
 
 /* Consume NDJSON bytes; returns after each line so the caller can check for a stop. */

@@ -244,14 +244,22 @@ static const char *compras_name(const char *k)
 static int on_record(void *ud, const struct fx_jsonrec *rec)
 {
     struct rec_state *s = ud;
-    if (!s->compras)
-        return fx_api_req_add(s->ar, rec->names, rec->cells, rec->n, (long)rec->index, rec->line);
+    if (!s->compras) /* copied and validated in slices, on the pool for a big body */
+        return fx_api_req_add_deferred(s->ar, rec->names, rec->cells, rec->n, (long)rec->index,
+                                       rec->line);
     const char **names = fx_calloc(rec->n ? rec->n : 1, sizeof(char *));
     for (size_t i = 0; i < rec->n; i++)
         names[i] = compras_name(rec->names[i]);
     int rc = fx_api_req_add(s->ar, names, rec->cells, rec->n, (long)rec->index, rec->line);
     free(names);
     return rc;
+}
+
+/* NDJSON: the line goes to the pool unparsed (parsed and validated there) */
+static int on_line(void *ud, const struct fx_jsonrec_line *ln)
+{
+    struct rec_state *s = ud;
+    return fx_api_req_add_line(s->ar, ln);
 }
 
 static int on_bad(void *ud, size_t index, const struct fx_err *err)
@@ -298,6 +306,10 @@ static void records_begin_common(struct req *r, const struct fx_pipeline *p, int
     if (!compras)
         o.max_depth = 8;
     s->jp = fx_jsonrec_new(&o, on_record, on_bad, s);
+    if (ndjson) {
+        fx_api_req_set_json(s->ar, &o);
+        fx_jsonrec_defer_lines(s->jp, on_line);
+    }
     const char *key = req_header_in(r, "Idempotency-Key");
     if (key) {
         if (!*key || strlen(key) > 255) {
@@ -397,6 +409,7 @@ static void records_end(struct req *r)
         body_problem(r, &s->err);
         return;
     }
+    fx_api_req_settle(s->ar);
     if (fx_api_req_rows(s->ar) == 0) {
         req_problem(r, 400, NULL, "the body holds no record", NULL);
         return;

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define API_BATCH_ROWS 100000
 #define API_BATCH_MS 60000
@@ -136,7 +137,9 @@ struct fx_api_req {
     size_t nraw;
     struct fx_row row;
     struct fx_issues iss;
-    struct fx_buf sig;
+    struct fx_buf sig;            /* names signature of the last record bound */
+    struct fx_binding *last_bind; /* its (cached, shared) binding */
+    size_t last_n;
     struct fx_buf frag; /* rendered accepted rows */
     struct api_row *rows;
     size_t nrows, caprows;
@@ -145,6 +148,11 @@ struct fx_api_req {
     uint64_t received;
     struct fx_api_counts res;
     int replay;
+    /* deferred records: slices validated on the pool, merged by settle */
+    struct slice *slices, *last_slice, *cur;
+    size_t nqueued_slices;        /* sealed and not yet done (under pool.mu) */
+    size_t slice_bytes;           /* text of the last full slice */
+    struct fx_jsonrec_opts jopts; /* NDJSON lines: the body parser's options */
     /* writer queue */
     fx_api_done_cb done;
     void *ud;
@@ -176,10 +184,13 @@ struct fx_api_req *fx_api_req_new(const struct fx_pipeline *p, const char *corre
     return r;
 }
 
+static void slices_drop(struct fx_api_req *r);
+
 void fx_api_req_free(struct fx_api_req *r)
 {
     if (!r)
         return;
+    slices_drop(r);
     fx_row_cleanup(&r->row);
     fx_issues_cleanup(&r->iss);
     fx_buf_cleanup(&r->sig);
@@ -277,7 +288,26 @@ int fx_api_req_add(struct fx_api_req *r, const char *const *names, const struct 
     struct fx_err err;
     fx_err_clear(&err);
     int owned = 0;
-    struct fx_binding *b = bind_for(r->p, names, n, &r->sig, &owned, &err);
+    struct fx_binding *b = NULL;
+    /* records of a body nearly always repeat the previous one's keys: compare
+     * them with its signature before hashing and locking the shared cache */
+    if (r->last_bind && n == r->last_n) {
+        const char *sig = r->sig.data;
+        size_t i = 0;
+        for (; i < n; i++) {
+            size_t l = strlen(names[i]);
+            if (strncmp(sig, names[i], l) != 0 || sig[l] != (i + 1 < n ? '\x1f' : '\0'))
+                break;
+            sig += l + 1;
+        }
+        if (i == n)
+            b = r->last_bind;
+    }
+    if (!b) {
+        b = bind_for(r->p, names, n, &r->sig, &owned, &err);
+        r->last_bind = owned ? NULL : b;
+        r->last_n = n;
+    }
     if (!b) {
         fx_api_req_reject(r, record, line, "required", err.reason);
         return 0;
@@ -328,6 +358,409 @@ out:
     return 0;
 }
 
+/* ---- big bodies: validation on a pool of threads ----
+ *
+ * A request is parsed on its connection's event loop, one thread; validating,
+ * keying and rendering a record costs about three times parsing it. Records
+ * of a big body are therefore copied into slices of SLICE_RECORDS, and the
+ * slices validated by a process-wide pool (one thread per core) into
+ * sub-requests that settle merges back in record order: the outcome is the
+ * one fx_api_req_add gives, record for record. The parsing thread runs a
+ * slice itself when more than SLICE_AHEAD of its request wait, so memory stays
+ * bounded and it never idles. A small body (one slice) is validated inline
+ * by settle, without a hand-over. */
+
+#define SLICE_RECORDS 1024
+#define SLICE_AHEAD 4
+
+struct slice_cell {
+    size_t name, val, len; /* offsets into text; val's length */
+    enum fx_cell_type type;
+};
+
+struct slice_rec {
+    long record, line;
+    size_t first, n; /* cells [first, first + n); a raw line: its text at first, n bytes */
+    long col;        /* a raw line's column; 0 for a record of cells */
+};
+
+struct slice {
+    struct fx_api_req *owner, *sub;
+    struct slice *next;  /* owner's slices in record order */
+    struct slice *qnext; /* the pool's queue */
+    struct fx_buf text;
+    struct slice_cell *cells;
+    size_t ncells, capcells;
+    struct slice_rec *recs;
+    size_t nrecs, caprecs;
+    int state; /* 0 filling, 1 queued, 2 running, 3 done */
+    /* names of the last record (records of a body mostly share them: stored once) */
+    size_t *last_names, nlast, caplast;
+};
+
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    struct slice *head, *tail;
+} pool = {PTHREAD_ONCE_INIT,
+          PTHREAD_MUTEX_INITIALIZER,
+          PTHREAD_COND_INITIALIZER,
+          PTHREAD_COND_INITIALIZER,
+          NULL,
+          NULL};
+
+static void slice_free(struct slice *sl)
+{
+    fx_buf_cleanup(&sl->text);
+    free(sl->cells);
+    free(sl->recs);
+    free(sl->last_names);
+    fx_api_req_free(sl->sub);
+    free(sl);
+}
+
+static int line_record(void *ud, const struct fx_jsonrec *rec)
+{
+    return fx_api_req_add(ud, rec->names, rec->cells, rec->n, (long)rec->index, rec->line);
+}
+
+static int line_bad(void *ud, size_t index, const struct fx_err *err)
+{
+    /* the parser puts the record's line in the reason ("record 3 (line 4, column 17): ...") */
+    const char *l = strstr(err->reason, "line ");
+    long line = l ? strtol(l + 5, NULL, 10) : 0;
+    fx_api_req_reject(ud, (long)index, line > 0 ? line : 0, "json", err->reason);
+    return 0;
+}
+
+/* Validate the slice's records into request t. */
+static void slice_apply(struct slice *sl, struct fx_api_req *t)
+{
+    size_t maxn = 1;
+    for (size_t i = 0; i < sl->nrecs; i++)
+        if (sl->recs[i].col == 0 && sl->recs[i].n > maxn)
+            maxn = sl->recs[i].n;
+    const char **names = fx_malloc(maxn * sizeof(*names));
+    struct fx_cell *cells = fx_malloc(maxn * sizeof(*cells));
+    const char *txt = sl->text.data;
+    struct fx_jsonrec_parser *jp = NULL;
+    for (size_t i = 0; i < sl->nrecs; i++) {
+        const struct slice_rec *sr = &sl->recs[i];
+        if (sr->col > 0) {
+            if (!jp)
+                jp = fx_jsonrec_new(&sl->owner->jopts, line_record, line_bad, t);
+            struct fx_jsonrec_line ln = {txt + sr->first, sr->n, (size_t)sr->record, sr->line,
+                                         sr->col};
+            struct fx_err err;
+            fx_err_clear(&err);
+            fx_jsonrec_parse_line(jp, &ln, &err);
+            continue;
+        }
+        for (size_t c = 0; c < sr->n; c++) {
+            const struct slice_cell *sc = &sl->cells[sr->first + c];
+            names[c] = txt + sc->name;
+            cells[c].s = txt + sc->val;
+            cells[c].len = sc->len;
+            cells[c].type = sc->type;
+        }
+        fx_api_req_add(t, names, cells, sr->n, sr->record, sr->line);
+    }
+    free(names);
+    free(cells);
+    fx_jsonrec_free(jp);
+}
+
+/* Validate the slice's records into a sub-request of its own (pool). */
+static void slice_run(struct slice *sl)
+{
+    const struct fx_api_req *o = sl->owner;
+    struct fx_api_req *sub = fx_calloc(1, sizeof(*sub));
+    sub->p = o->p;
+    memcpy(sub->corr, o->corr, sizeof(sub->corr));
+    memcpy(sub->source_hash, o->source_hash, sizeof(sub->source_hash));
+    size_t nf = fx_pipeline_nfields(o->p);
+    sub->raw = fx_calloc(nf ? nf : 1, sizeof(int));
+    memcpy(sub->raw, o->raw, o->nraw * sizeof(int));
+    sub->nraw = o->nraw;
+    fx_row_init(&sub->row, o->p);
+    fx_buf_init(&sub->sig, 0);
+    fx_buf_init(&sub->frag, 0);
+    slice_apply(sl, sub);
+    sl->sub = sub;
+}
+
+static void *pool_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&pool.mu);
+    for (;;) {
+        while (!pool.head)
+            pthread_cond_wait(&pool.work, &pool.mu);
+        struct slice *sl = pool.head;
+        pool.head = sl->qnext;
+        if (!pool.head)
+            pool.tail = NULL;
+        sl->state = 2;
+        pthread_mutex_unlock(&pool.mu);
+        slice_run(sl);
+        pthread_mutex_lock(&pool.mu);
+        sl->state = 3;
+        sl->owner->nqueued_slices--;
+        pthread_cond_broadcast(&pool.done);
+    }
+    return NULL;
+}
+
+static void pool_start(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    if (n > 8)
+        n = 8;
+    for (long i = 0; i < n; i++) {
+        pthread_t th;
+        if (pthread_create(&th, NULL, pool_main, NULL) == 0) {
+            pthread_setname_np(th, "fx-api-validate");
+            pthread_detach(th);
+        }
+    }
+}
+
+/* Take a queued slice of r (any request's when r is NULL) off the queue and
+ * run it on this thread; 0 when there was none. */
+static int pool_help(struct fx_api_req *r)
+{
+    pthread_mutex_lock(&pool.mu);
+    struct slice **pp = &pool.head, *prev = NULL;
+    while (*pp && r && (*pp)->owner != r) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    struct slice *sl = *pp;
+    if (!sl) {
+        pthread_mutex_unlock(&pool.mu);
+        return 0;
+    }
+    *pp = sl->qnext;
+    if (pool.tail == sl)
+        pool.tail = prev;
+    sl->state = 2;
+    pthread_mutex_unlock(&pool.mu);
+    slice_run(sl);
+    pthread_mutex_lock(&pool.mu);
+    sl->state = 3;
+    sl->owner->nqueued_slices--;
+    pthread_cond_broadcast(&pool.done);
+    pthread_mutex_unlock(&pool.mu);
+    return 1;
+}
+
+static void slice_queue(struct fx_api_req *r, struct slice *sl)
+{
+    pthread_once(&pool.once, pool_start);
+    pthread_mutex_lock(&pool.mu);
+    sl->state = 1;
+    sl->qnext = NULL;
+    if (pool.tail)
+        pool.tail->qnext = sl;
+    else
+        pool.head = sl;
+    pool.tail = sl;
+    size_t ahead = ++r->nqueued_slices;
+    pthread_cond_signal(&pool.work);
+    pthread_mutex_unlock(&pool.mu);
+    if (ahead > SLICE_AHEAD)
+        pool_help(r);
+}
+
+/* Wait until no slice of r is queued or running (helping with them). */
+static void slices_wait(struct fx_api_req *r)
+{
+    while (pool_help(r))
+        ;
+    pthread_mutex_lock(&pool.mu);
+    while (r->nqueued_slices)
+        pthread_cond_wait(&pool.done, &pool.mu);
+    pthread_mutex_unlock(&pool.mu);
+}
+
+static void slices_drop(struct fx_api_req *r)
+{
+    if (!r->slices && !r->cur)
+        return;
+    slices_wait(r);
+    for (struct slice *sl = r->slices, *next; sl; sl = next) {
+        next = sl->next;
+        slice_free(sl);
+    }
+    if (r->cur)
+        slice_free(r->cur);
+    r->slices = r->last_slice = r->cur = NULL;
+}
+
+static size_t slice_text(struct slice *sl, const char *s, size_t len)
+{
+    size_t off = sl->text.len;
+    fx_buf_append(&sl->text, s, len);
+    fx_buf_putc(&sl->text, '\0');
+    return off;
+}
+
+static struct slice *slice_cur(struct fx_api_req *r, size_t n)
+{
+    struct slice *sl = r->cur;
+    if (!sl) {
+        sl = r->cur = fx_calloc(1, sizeof(*sl));
+        sl->owner = r;
+        fx_buf_init(&sl->text, 0);
+        /* sized by the previous slice: no growth copies after the first */
+        fx_buf_reserve(&sl->text, r->slice_bytes ? r->slice_bytes + r->slice_bytes / 8 : 4096);
+    }
+    if (n > sl->caplast) {
+        sl->caplast = n;
+        sl->last_names = fx_realloc(sl->last_names, n * sizeof(*sl->last_names));
+    }
+    if (sl->nrecs == sl->caprecs) {
+        sl->caprecs = sl->caprecs ? 2 * sl->caprecs : 64;
+        sl->recs = fx_realloc(sl->recs, sl->caprecs * sizeof(*sl->recs));
+    }
+    return sl;
+}
+
+/* The current slice is full: queue it. */
+static void slice_seal(struct fx_api_req *r, struct slice *sl)
+{
+    if (sl->nrecs < SLICE_RECORDS)
+        return;
+    r->slice_bytes = sl->text.len;
+    r->cur = NULL;
+    if (r->last_slice)
+        r->last_slice->next = sl;
+    else
+        r->slices = sl;
+    r->last_slice = sl;
+    slice_queue(r, sl);
+}
+
+void fx_api_req_set_json(struct fx_api_req *r, const struct fx_jsonrec_opts *o)
+{
+    r->jopts = *o;
+}
+
+int fx_api_req_add_line(struct fx_api_req *r, const struct fx_jsonrec_line *ln)
+{
+    struct slice *sl = slice_cur(r, 0);
+    struct slice_rec *sr = &sl->recs[sl->nrecs++];
+    sr->record = (long)ln->index;
+    sr->line = ln->line;
+    sr->col = ln->col;
+    sr->first = slice_text(sl, ln->s, ln->len);
+    sr->n = ln->len;
+    slice_seal(r, sl);
+    return 0;
+}
+
+int fx_api_req_add_deferred(struct fx_api_req *r, const char *const *names,
+                            const struct fx_cell *cells, size_t n, long record, long line)
+{
+    struct slice *sl = slice_cur(r, n);
+    if (sl->ncells + n > sl->capcells) {
+        while (sl->ncells + n > sl->capcells)
+            sl->capcells = sl->capcells ? 2 * sl->capcells : 1024;
+        sl->cells = fx_realloc(sl->cells, sl->capcells * sizeof(*sl->cells));
+    }
+    struct slice_rec *sr = &sl->recs[sl->nrecs++];
+    sr->record = record;
+    sr->line = line;
+    sr->col = 0;
+    sr->first = sl->ncells;
+    sr->n = n;
+    for (size_t i = 0; i < n; i++) {
+        struct slice_cell *sc = &sl->cells[sl->ncells++];
+        if (i < sl->nlast && strcmp(sl->text.data + sl->last_names[i], names[i]) == 0)
+            sc->name = sl->last_names[i];
+        else
+            sc->name = sl->last_names[i] = slice_text(sl, names[i], strlen(names[i]));
+        sc->val = slice_text(sl, cells[i].s, cells[i].len);
+        sc->len = cells[i].len;
+        sc->type = cells[i].type;
+    }
+    sl->nlast = n;
+    slice_seal(r, sl);
+    return 0;
+}
+
+/* Append sub's outcome to r (the records follow r's in body order). */
+static void merge_sub(struct fx_api_req *r, const struct fx_api_req *sub)
+{
+    size_t off0 = r->frag.len, row0 = r->nrows;
+    if (sub->frag.len)
+        fx_buf_append(&r->frag, sub->frag.data, sub->frag.len);
+    if (r->nrows + sub->nrows > r->caprows) {
+        while (r->nrows + sub->nrows > r->caprows)
+            r->caprows = r->caprows ? 2 * r->caprows : 64;
+        r->rows = fx_realloc(r->rows, r->caprows * sizeof(*r->rows));
+    }
+    for (size_t i = 0; i < sub->nrows; i++) {
+        r->rows[r->nrows] = sub->rows[i];
+        r->rows[r->nrows].off += off0;
+        r->nrows++;
+    }
+    for (size_t i = 0; i < sub->nissues; i++) {
+        struct fx_api_issue *is = push_issue(r);
+        long seq = is->seq;
+        *is = sub->issues[i];
+        is->seq = seq;
+        if (is->row_ix >= 0)
+            is->row_ix += (int)row0;
+    }
+    r->received += sub->received;
+    r->res.rejected += sub->res.rejected;
+}
+
+void fx_api_req_settle(struct fx_api_req *r)
+{
+    if (r->cur && !r->slices) { /* a small body: validated here, straight into r */
+        struct slice *sl = r->cur;
+        r->cur = NULL;
+        slice_apply(sl, r);
+        slice_free(sl);
+        return;
+    }
+    if (r->cur) { /* the last, partial slice: validated here */
+        struct slice *sl = r->cur;
+        r->cur = NULL;
+        slice_run(sl);
+        sl->state = 3;
+        if (r->last_slice)
+            r->last_slice->next = sl;
+        else
+            r->slices = sl;
+        r->last_slice = sl;
+    }
+    if (!r->slices)
+        return;
+    slices_wait(r);
+    size_t bytes = 0, rows = 0;
+    for (struct slice *sl = r->slices; sl; sl = sl->next) {
+        bytes += sl->sub->frag.len;
+        rows += sl->sub->nrows;
+    }
+    fx_buf_reserve(&r->frag, bytes);
+    if (r->nrows + rows > r->caprows) {
+        r->caprows = r->nrows + rows;
+        r->rows = fx_realloc(r->rows, r->caprows * sizeof(*r->rows));
+    }
+    for (struct slice *sl = r->slices, *next; sl; sl = next) {
+        next = sl->next;
+        merge_sub(r, sl->sub);
+        slice_free(sl);
+    }
+    r->slices = r->last_slice = NULL;
+}
+
 /* ---- the writer ---- */
 
 struct open_batch {
@@ -340,6 +773,72 @@ struct open_batch {
     long first_row, last_row;
     const char *chunk_corr, *chunk_trace; /* own chunk of one request */
 };
+
+/* ---- the dedupe filter ----
+ *
+ * Nearly every key the API takes is new, and proving it took an index probe
+ * into `seen` (millions of keys) per row: half of the writer's time on a big
+ * body. A blocked Bloom filter over `seen` answers "certainly new" for most
+ * keys without the probe; the others (duplicates and about one false
+ * positive in a thousand) are still looked up.
+ *
+ * The filter must hold every key of `seen`, including those written by other
+ * connections and processes (file imports, another server). Every
+ * transaction that inserts keys bumps seen_gen.gen (migration ingest v4), and
+ * the writer reads gen inside each transaction, where it holds the write lock:
+ * gen equal to the filter's means nothing was added behind its back; any
+ * other value turns the filter off (every key looked up, as before) until a
+ * thread rebuilds it from the table (a read snapshot: gen and all keys) and
+ * the writer installs it, if gen has only moved by the writer's own key
+ * writes since that snapshot. SQLite only; other stores always look up.
+ */
+
+struct seen_filter {
+    uint64_t *bits; /* nblocks blocks of 8 words (512 bits, one cache line) */
+    size_t nblocks; /* a power of two */
+    size_t n;       /* keys added */
+    int64_t gen;    /* seen_gen.gen the contents match */
+};
+
+#define SF_MAX_BYTES (64u << 20) /* past ~32M keys it grows less precise, never wrong */
+
+static void sf_init(struct seen_filter *f, size_t keys)
+{
+    size_t nb = 1024; /* 64 KiB */
+    while (nb * 512 < keys * 16 && nb * 64 < SF_MAX_BYTES)
+        nb <<= 1;
+    f->bits = fx_calloc(nb * 8, sizeof(uint64_t));
+    f->nblocks = nb;
+    f->n = 0;
+    f->gen = 0;
+}
+
+static void sf_free(struct seen_filter *f)
+{
+    free(f->bits);
+    memset(f, 0, sizeof(*f));
+}
+
+/* Keys are SHA-256 words, uniform already: the block comes from the high
+ * word, six bit positions of nine bits each from the low one. */
+static void sf_add(struct seen_filter *f, const int64_t k[2])
+{
+    uint64_t *b = f->bits + ((uint64_t)k[0] & (f->nblocks - 1)) * 8;
+    uint64_t lo = (uint64_t)k[1];
+    for (int i = 0; i < 6; i++, lo >>= 9)
+        b[(lo >> 6) & 7] |= 1ull << (lo & 63);
+    f->n++;
+}
+
+static int sf_maybe(const struct seen_filter *f, const int64_t k[2])
+{
+    const uint64_t *b = f->bits + ((uint64_t)k[0] & (f->nblocks - 1)) * 8;
+    uint64_t lo = (uint64_t)k[1];
+    for (int i = 0; i < 6; i++, lo >>= 9)
+        if (!(b[(lo >> 6) & 7] & (1ull << (lo & 63))))
+            return 0;
+    return 1;
+}
 
 struct fx_api_writer {
     struct fx_runtime *rt;
@@ -361,10 +860,178 @@ struct fx_api_writer {
     int64_t pend_since;
     int64_t (*group_keys)[2]; /* keys taken by the group being written */
     size_t ngroup, capgroup;
+    _Atomic uint64_t st_filtered, st_looked_up; /* new keys the filter proved; lookups */
+    /* the dedupe filter (see above) */
+    int sf_enabled, sf_valid, sf_running;
+    struct seen_filter sf, sf_next; /* in use; a finished rebuild (under sf_mu) */
+    int sf_next_rc;                 /* 0 none, 1 built, < 0 failed (under sf_mu) */
+    pthread_mutex_t sf_mu;
+    pthread_t sf_thread;
+    int64_t sf_started_ms;
+    struct {
+        int64_t from, to;
+    } * sf_own; /* our key writes while a rebuild runs */
+    size_t sf_nown, sf_capown;
+    int64_t (*sf_ownkeys)[2];
+    size_t sf_nownkeys, sf_capownkeys;
     /* group-commit statistics, logged at debug level every few seconds */
     uint64_t st_groups, st_reqs, st_us;
     int64_t st_since;
 };
+
+static int read_int(struct fx_store *db, const char *sql, int64_t *out)
+{
+    struct fx_stmt *st;
+    struct fx_err err;
+    fx_err_clear(&err);
+    int rc = fx_store_prepare(db, sql, &st, &err);
+    if (rc)
+        return rc;
+    rc = fx_stmt_step(st);
+    if (rc == FX_STORE_ROW)
+        *out = fx_stmt_int(st, 0);
+    fx_stmt_reset(st);
+    return rc == FX_STORE_ROW ? 0 : rc < 0 ? rc : FX_ENOTFOUND;
+}
+
+/* Build a filter of the whole table from one read snapshot. */
+static int sf_build(struct fx_store *db, struct seen_filter *f)
+{
+    int64_t n = 0, gen = 0;
+    struct fx_err err;
+    fx_err_clear(&err);
+    int rc = fx_store_exec(db, "BEGIN", &err); /* deferred: a read snapshot, no lock */
+    if (rc)
+        return rc;
+    if ((rc = read_int(db, "SELECT gen FROM seen_gen", &gen)) != 0 ||
+        (rc = read_int(db, "SELECT count(*) FROM seen", &n)) != 0)
+        goto out;
+    sf_init(f, (size_t)n * 2);
+    f->gen = gen;
+    struct fx_stmt *st;
+    if ((rc = fx_store_prepare(db, "SELECT hi, lo FROM seen", &st, &err)) != 0)
+        goto out;
+    while ((rc = fx_stmt_step(st)) == FX_STORE_ROW) {
+        int64_t k[2] = {fx_stmt_int(st, 0), fx_stmt_int(st, 1)};
+        sf_add(f, k);
+    }
+    fx_stmt_reset(st);
+    if (rc > 0)
+        rc = 0;
+out:
+    fx_store_exec(db, "COMMIT", &err);
+    if (rc)
+        sf_free(f);
+    return rc;
+}
+
+static void *sf_rebuild_main(void *arg)
+{
+    struct fx_api_writer *w = arg;
+    struct seen_filter f = {0};
+    struct fx_store *db = NULL;
+    struct fx_err err;
+    fx_err_clear(&err);
+    int rc = fx_store_open(w->rt->db_url, "ingest", &db, &err);
+    if (rc == 0)
+        rc = sf_build(db, &f);
+    fx_store_close(db);
+    pthread_mutex_lock(&w->sf_mu);
+    w->sf_next = f;
+    w->sf_next_rc = rc ? rc : 1;
+    pthread_mutex_unlock(&w->sf_mu);
+    return NULL;
+}
+
+/* Inside the writer's transaction: is the filter still the whole of `seen`?
+ * Installs a finished rebuild; starts one when the filter is off. */
+static void sf_check(struct fx_api_writer *w)
+{
+    if (!w->sf_enabled)
+        return;
+    int64_t gen = 0;
+    if (read_int(w->ig->db, "SELECT gen FROM seen_gen", &gen) != 0) {
+        w->sf_valid = 0;
+        return;
+    }
+    pthread_mutex_lock(&w->sf_mu);
+    int done = w->sf_next_rc;
+    pthread_mutex_unlock(&w->sf_mu);
+    if (done) {
+        pthread_join(w->sf_thread, NULL);
+        w->sf_running = 0;
+        w->sf_next_rc = 0;
+        struct seen_filter nf = w->sf_next;
+        memset(&w->sf_next, 0, sizeof(w->sf_next));
+        if (done == 1) {
+            /* gen may have moved since the snapshot by our own key writes only */
+            int64_t g = nf.gen;
+            for (size_t i = 0; i < w->sf_nown; i++)
+                if (w->sf_own[i].from == g)
+                    g = w->sf_own[i].to;
+            if (g == gen) {
+                for (size_t i = 0; i < w->sf_nownkeys; i++)
+                    sf_add(&nf, w->sf_ownkeys[i]);
+                sf_free(&w->sf);
+                w->sf = nf;
+                w->sf.gen = gen;
+                w->sf_valid = 1;
+                fx_log_debug("api", "dedupe filter rebuilt: %zu keys", w->sf.n);
+            } else {
+                sf_free(&nf);
+            }
+        }
+        w->sf_nown = w->sf_nownkeys = 0;
+    }
+    if (w->sf_valid && gen != w->sf.gen)
+        w->sf_valid = 0; /* keys were added by another connection */
+    if (!w->sf_valid && !w->sf_running && fx_mono_ms() - w->sf_started_ms >= 1000) {
+        w->sf_started_ms = fx_mono_ms();
+        w->sf_nown = w->sf_nownkeys = 0;
+        if (pthread_create(&w->sf_thread, NULL, sf_rebuild_main, w) == 0)
+            w->sf_running = 1;
+    }
+}
+
+/* Our own keys were written, moving gen from..to (inside the transaction). */
+static void sf_own(struct fx_api_writer *w, int64_t from, const int64_t (*keys)[2], size_t n)
+{
+    if (!w->sf_enabled)
+        return;
+    int64_t to = 0;
+    if (read_int(w->ig->db, "SELECT gen FROM seen_gen", &to) != 0) {
+        w->sf_valid = 0;
+        return;
+    }
+    if (w->sf.bits)
+        for (size_t i = 0; i < n; i++)
+            sf_add(&w->sf, keys[i]); /* even when off: a superset is never wrong */
+    if (w->sf_valid && from == w->sf.gen)
+        w->sf.gen = to;
+    if (w->sf_running) { /* a rebuild from an older snapshot must learn these */
+        if (w->sf_nown == w->sf_capown) {
+            w->sf_capown = w->sf_capown ? 2 * w->sf_capown : 16;
+            w->sf_own = fx_realloc(w->sf_own, w->sf_capown * sizeof(*w->sf_own));
+        }
+        w->sf_own[w->sf_nown].from = from;
+        w->sf_own[w->sf_nown].to = to;
+        w->sf_nown++;
+        if (w->sf_nownkeys + n > w->sf_capownkeys) {
+            while (w->sf_nownkeys + n > w->sf_capownkeys)
+                w->sf_capownkeys = w->sf_capownkeys ? 2 * w->sf_capownkeys : 4096;
+            w->sf_ownkeys = fx_realloc(w->sf_ownkeys, w->sf_capownkeys * sizeof(*w->sf_ownkeys));
+        }
+        memcpy(w->sf_ownkeys + w->sf_nownkeys, keys, n * sizeof(*keys));
+        w->sf_nownkeys += n;
+    }
+}
+
+void fx_api_writer_dedupe_stats(const struct fx_api_writer *w, uint64_t *filtered,
+                                uint64_t *looked_up)
+{
+    *filtered = atomic_load(&w->st_filtered);
+    *looked_up = atomic_load(&w->st_looked_up);
+}
 
 int64_t fx_api_writer_backlog(const struct fx_api_writer *w)
 {
@@ -610,6 +1277,10 @@ static int pend_flush(struct fx_api_writer *w, struct fx_err *err)
             n++;
         }
     qsort(w->pend, n, sizeof(*w->pend), cmp_key);
+    sf_check(w);
+    int64_t gen0 = 0;
+    if (w->sf_enabled && read_int(w->ig->db, "SELECT gen FROM seen_gen", &gen0) != 0)
+        w->sf_valid = 0;
     struct fx_stmt *st;
     int rc = fx_store_prepare(
         w->ig->db, "INSERT INTO seen(hi,lo) VALUES(?,?) ON CONFLICT DO NOTHING", &st, err);
@@ -621,6 +1292,11 @@ static int pend_flush(struct fx_api_writer *w, struct fx_err *err)
         if (s < 0)
             rc = fx_err_set(err, s, "cannot record dedupe keys: %s", fx_store_errmsg(w->ig->db));
     }
+    if (rc == 0 && w->sf_enabled &&
+        (rc = fx_store_exec(w->ig->db, "UPDATE seen_gen SET gen = gen + 1", err)))
+        fx_err_set(err, rc, "cannot record dedupe keys: %s", fx_store_errmsg(w->ig->db));
+    if (rc == 0)
+        sf_own(w, gen0, (const int64_t(*)[2])w->pend, n);
     /* the table is rebuilt empty either way: on failure the group rolls back
      * and its requests fail, and keys of committed groups are still in the
      * store's `seen` only if this succeeded -- so keep them on failure */
@@ -645,6 +1321,12 @@ static int seen_take(struct fx_api_writer *w, const int64_t k[2], struct fx_err 
 {
     if (pend_has(w, k))
         return 0;
+    if (w->sf_valid && !sf_maybe(&w->sf, k)) { /* certainly not in `seen` */
+        atomic_fetch_add_explicit(&w->st_filtered, 1, memory_order_relaxed);
+        pend_add(w, k);
+        return 1;
+    }
+    atomic_fetch_add_explicit(&w->st_looked_up, 1, memory_order_relaxed);
     struct fx_stmt *st;
     int rc = fx_store_prepare(w->ig->db, "SELECT 1 FROM seen WHERE hi = ? AND lo = ?", &st, err);
     if (rc)
@@ -922,6 +1604,8 @@ static void write_group(struct fx_api_writer *w, struct fx_api_req *list)
     int rc = fx_store_begin(w->ig->db);
     if (rc)
         fx_err_set(&err, rc, "cannot start transaction: %s", fx_store_errmsg(w->ig->db));
+    else
+        sf_check(w); /* under the write lock: nobody adds keys until the commit */
     for (struct fx_api_req *r = list; r && rc == 0; r = r->next)
         rc = write_req(w, r, now, &err);
     for (size_t i = 0; i < w->nbatches && rc == 0; i++) {
@@ -1065,6 +1749,14 @@ int fx_api_writer_start(struct fx_runtime *rt, struct fx_api_writer **out, struc
          * usual 64 MiB; this one only past 256 MiB, as a fallback. */
         fx_store_exec(w->ig->db, "PRAGMA wal_autocheckpoint=65536", err);
         fx_err_clear(err);
+        int64_t gen;
+        w->sf_enabled = read_int(w->ig->db, "SELECT gen FROM seen_gen", &gen) == 0;
+    }
+    pthread_mutex_init(&w->sf_mu, NULL);
+    if (w->sf_enabled) { /* built while the server starts; installed by the first group */
+        w->sf_started_ms = fx_mono_ms();
+        if (pthread_create(&w->sf_thread, NULL, sf_rebuild_main, w) == 0)
+            w->sf_running = 1;
     }
     /* API batches left open by an earlier run that stopped without closing them */
     char now[32];
@@ -1135,6 +1827,13 @@ void fx_api_writer_stop(struct fx_api_writer *w)
     for (size_t i = 0; i < w->nbatches; i++)
         fx_buf_cleanup(&w->batches[i].chunk);
     free(w->batches);
+    if (w->sf_running)
+        pthread_join(w->sf_thread, NULL);
+    sf_free(&w->sf);
+    sf_free(&w->sf_next);
+    free(w->sf_own);
+    free(w->sf_ownkeys);
+    pthread_mutex_destroy(&w->sf_mu);
     free(w->pend);
     free(w->group_keys);
     fx_ingest_close(w->ig);

@@ -13,6 +13,8 @@
 #include <cmocka.h>
 
 #include "fluxo/config.h"
+#include "fluxo/jsonrec.h"
+#include "fluxo/mem.h"
 #include "fluxo/services.h"
 #include "fluxo/store.h"
 #include "fluxo/util.h"
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct env {
     char *dir;
@@ -280,6 +283,283 @@ static void test_many_requests_one_group(void **state)
     assert_true(fx_api_writer_backlog(e->w) >= 0);
 }
 
+/* n sales of customers "prefix i", on day (2025-01-01 + day), one a minute
+ * (the time is part of a sale's dedupe key) */
+static void add_many(struct fx_api_req *r, const char *prefix, int day, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char nome[32], when[32];
+        snprintf(nome, sizeof(nome), "%s %d", prefix, i);
+        snprintf(when, sizeof(when), "2025-%02d-%02d %02d:%02d", 1 + day / 28, 1 + day % 28,
+                 i / 60 % 24, i % 60);
+        add_sale(r, i + 1, nome, "1", when);
+    }
+}
+
+static struct fx_api_req *submit_to(struct fx_api_writer *w, struct fx_api_req *r)
+{
+    struct waiter wt = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    assert_int_equal(fx_api_writer_submit(w, r, on_done, &wt), 0);
+    pthread_mutex_lock(&wt.mu);
+    while (!wt.done)
+        pthread_cond_wait(&wt.cv, &wt.mu);
+    pthread_mutex_unlock(&wt.mu);
+    assert_int_equal(wt.rc, 0);
+    return r;
+}
+
+/* The in-memory dedupe filter: once built, new keys skip the lookup; keys
+ * that another connection (another server, a file import) writes to `seen`
+ * behind its back are still found, because the filter is dropped when the
+ * generation counter moves and rebuilt from the table. */
+static void test_dedupe_filter(void **state)
+{
+    struct env *e = *state;
+    struct fx_err err;
+    fx_err_clear(&err);
+    /* the first group starts the filter's build; wait until it is in use */
+    uint64_t filtered = 0, looked = 0;
+    for (int i = 0; i < 100 && filtered == 0; i++) {
+        char p[16];
+        snprintf(p, sizeof(p), "Warm%d", i);
+        struct fx_api_req *a = new_req(e);
+        add_many(a, p, 1 + i, 3);
+        fx_api_req_free(submit_to(e->w, a));
+        fx_api_writer_dedupe_stats(e->w, &filtered, &looked);
+        usleep(20 * 1000);
+    }
+    assert_true(filtered > 0);
+
+    /* another writer (its own connection) takes 200 sales and writes their keys */
+    struct fx_api_writer *other = NULL;
+    assert_int_equal(fx_api_writer_start(&e->rt, &other, &err), 0);
+    struct fx_api_req *b = new_req(e);
+    add_many(b, "Outro", 0, 200);
+    assert_int_equal(fx_api_req_result(submit_to(other, b))->accepted, 200);
+    fx_api_req_free(b);
+    fx_api_writer_stop(other);
+
+    /* the same sales through the first writer: all duplicates; one new sale */
+    struct fx_api_req *c = new_req(e);
+    add_many(c, "Outro", 0, 200);
+    add_sale(c, 201, "Nova", "1", "2025-12-30 10:00");
+    submit_to(e->w, c);
+    assert_int_equal(fx_api_req_result(c)->duplicate, 200);
+    assert_int_equal(fx_api_req_result(c)->accepted, 1);
+    fx_api_req_free(c);
+
+    /* the filter comes back (rebuilt with the other writer's keys) and still
+     * finds them: duplicates without a false "new" */
+    uint64_t f0 = 0, l0 = 0, f1 = 0, l1 = 0;
+    fx_api_writer_dedupe_stats(e->w, &f0, &l0);
+    f1 = f0;
+    for (int i = 0; i < 200 && f1 == f0; i++) {
+        char p[16];
+        snprintf(p, sizeof(p), "Later%d", i);
+        struct fx_api_req *a = new_req(e);
+        add_many(a, p, 120 + i, 2);
+        fx_api_req_free(submit_to(e->w, a));
+        fx_api_writer_dedupe_stats(e->w, &f1, &l1);
+        usleep(20 * 1000);
+    }
+    assert_true(f1 > f0);
+    struct fx_api_req *d = new_req(e);
+    add_many(d, "Outro", 0, 200);
+    submit_to(e->w, d);
+    assert_int_equal(fx_api_req_result(d)->duplicate, 200);
+    assert_int_equal(fx_api_req_result(d)->accepted, 0);
+    fx_api_req_free(d);
+}
+
+/* Records with other keys than the one before them are bound anew (the
+ * binding of the previous record is reused only for the very same keys). */
+static void test_changing_keys(void **state)
+{
+    struct env *e = *state;
+    struct fx_api_req *r = new_req(e);
+    add_sale(r, 1, "Ana", "1", "2025-08-01 10:00");
+    add_sale(r, 2, "Bia", "1", NULL); /* one key fewer: no data_hora */
+    add_sale(r, 3, "Cid", "1", "2025-08-01 10:02");
+    /* as many keys, one of them different: "nome" is missing, so rejected */
+    static const char *const other[NN] = {"nome_x",     "email",          "produto",
+                                          "quantidade", "valor_unitario", "forma_pagamento",
+                                          "data_hora"};
+    const char *v[NN] = {"Dan", "d@example.com", "Caneta", "1", "3,50", "Pix", "2025-08-01 10:03"};
+    struct fx_cell c[NN];
+    for (size_t i = 0; i < NN; i++) {
+        c[i].s = v[i];
+        c[i].len = strlen(v[i]);
+        c[i].type = FX_CELL_STRING;
+    }
+    assert_int_equal(fx_api_req_add(r, other, c, NN, 4, 4), 0);
+    add_sale(r, 5, "Eva", "1", "2025-08-01 10:04");
+    submit_to(e->w, r);
+    const struct fx_api_counts *k = fx_api_req_result(r);
+    assert_int_equal(k->received, 5);
+    assert_int_equal(k->accepted, 4);
+    assert_int_equal(k->rejected, 1);
+    const struct fx_api_issue *is;
+    size_t n = fx_api_req_issues(r, &is);
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        if (is[i].record == 4 && is[i].severity == FX_ISSUE_ERROR &&
+            strcmp(is[i].rule, "required") == 0 && strstr(is[i].reason, "nome"))
+            found = 1;
+    assert_true(found);
+    fx_api_req_free(r);
+}
+
+/* ---- big bodies: slices validated on the pool ---- */
+
+struct seqctx {
+    struct fx_api_req *r;
+};
+
+static int seq_rec(void *ud, const struct fx_jsonrec *rec)
+{
+    struct seqctx *c = ud;
+    return fx_api_req_add(c->r, rec->names, rec->cells, rec->n, (long)rec->index, rec->line);
+}
+
+static int seq_bad(void *ud, size_t index, const struct fx_err *err)
+{
+    struct seqctx *c = ud;
+    const char *l = strstr(err->reason, "line ");
+    long line = l ? strtol(l + 5, NULL, 10) : 0;
+    fx_api_req_reject(c->r, (long)index, line > 0 ? line : 0, "json", err->reason);
+    return 0;
+}
+
+static int par_line(void *ud, const struct fx_jsonrec_line *ln)
+{
+    struct seqctx *c = ud;
+    return fx_api_req_add_line(c->r, ln);
+}
+
+/* An NDJSON body of n lines: good sales, bad values, warnings, broken JSON,
+ * blank lines, repeats. */
+static void ndjson_body(struct fx_buf *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        switch (i % 17) {
+        case 3:
+            fx_buf_printf(
+                b,
+                "{\"nome\":\"C%d\",\"email\":\"c@x.com\",\"produto\":\"P\",\"quantidade\":0,"
+                "\"valor_unitario\":\"1,00\",\"forma_pagamento\":\"Pix\"}\n",
+                i);
+            break;
+        case 5:
+            fx_buf_printf(b, "{\"nome\":\"C%d\", broken\n", i);
+            break;
+        case 7:
+            fx_buf_puts(b, "\n   \n");
+            break;
+        case 11: /* a warning: an e-mail with upper case is normalised */
+            fx_buf_printf(b,
+                          "{\"nome\":\"C%d\",\"email\":\"X%d@Example.COM\",\"produto\":\"P\","
+                          "\"quantidade\":2,\"valor_unitario\":\"3,50\","
+                          "\"forma_pagamento\":\"pix\",\"data_hora\":\"2025-05-01 10:%02d\"}\n",
+                          i, i, i % 60);
+            break;
+        case 13: /* the same sale as the line before it */
+        case 12:
+            fx_buf_printf(
+                b,
+                "{\"nome\":\"R\",\"email\":\"r@x.com\",\"produto\":\"P\",\"quantidade\":1,"
+                "\"valor_unitario\":\"2,00\",\"forma_pagamento\":\"Pix\","
+                "\"data_hora\":\"2025-06-01 %02d:%02d\"}\n",
+                i / 17 / 60 % 24, i / 17 % 60);
+            break;
+        default:
+            fx_buf_printf(
+                b,
+                "{\"nome\":\"C%d\",\"email\":\"c%d@x.com\",\"produto\":\"P%d\",\"quantidade\":%d,"
+                "\"valor_unitario\":\"%d,%02d\",\"forma_pagamento\":\"Pix\","
+                "\"data_hora\":\"2025-07-%02d %02d:%02d\"}\n",
+                i, i, i % 9, 1 + i % 5, 1 + i % 90, i % 100, 1 + i / 1440 % 28, i / 60 % 24,
+                i % 60);
+        }
+    }
+}
+
+/* The slices give what record-by-record validation gives: counts, every
+ * issue with its record, line, field, rule and reason, and the same rows
+ * (the second request is entirely duplicates of the first). */
+static void test_slices_equal_sequential(void **state)
+{
+    struct env *e = *state;
+    struct fx_buf body;
+    fx_buf_init(&body, 0);
+    ndjson_body(&body, 5000);
+    struct fx_jsonrec_opts o;
+    fx_jsonrec_opts_init(&o);
+    o.ndjson = 1;
+    struct fx_err err;
+
+    struct seqctx a = {new_req(e)};
+    struct fx_jsonrec_parser *p = fx_jsonrec_new(&o, seq_rec, seq_bad, &a);
+    assert_int_equal(fx_jsonrec_feed(p, body.data, body.len, &err), 0);
+    assert_int_equal(fx_jsonrec_finish(p, &err), 0);
+    fx_jsonrec_free(p);
+
+    struct seqctx b = {new_req(e)};
+    fx_api_req_set_json(b.r, &o);
+    p = fx_jsonrec_new(&o, seq_rec, seq_bad, &b);
+    fx_jsonrec_defer_lines(p, par_line);
+    /* fed in odd pieces, as a network delivers it */
+    for (size_t at = 0; at < body.len; at += 4093) {
+        size_t nb = body.len - at < 4093 ? body.len - at : 4093;
+        assert_int_equal(fx_jsonrec_feed(p, body.data + at, nb, &err), 0);
+    }
+    assert_int_equal(fx_jsonrec_finish(p, &err), 0);
+    fx_jsonrec_free(p);
+    fx_api_req_settle(b.r);
+
+    assert_int_equal(fx_api_req_rows(a.r), fx_api_req_rows(b.r));
+    assert_true(fx_api_req_rows(a.r) > 4000);
+    const struct fx_api_issue *ia, *ib;
+    size_t na = fx_api_req_issues(a.r, &ia), nb = fx_api_req_issues(b.r, &ib);
+    assert_int_equal(na, nb);
+    assert_true(na > 500);
+    for (size_t i = 0; i < na; i++) {
+        assert_int_equal(ia[i].record, ib[i].record);
+        assert_int_equal(ia[i].line, ib[i].line);
+        assert_int_equal(ia[i].column, ib[i].column);
+        assert_int_equal(ia[i].severity, ib[i].severity);
+        assert_int_equal(ia[i].row_ix, ib[i].row_ix);
+        assert_string_equal(ia[i].field, ib[i].field);
+        assert_string_equal(ia[i].rule, ib[i].rule);
+        assert_string_equal(ia[i].reason, ib[i].reason);
+        assert_string_equal(ia[i].value, ib[i].value);
+    }
+    submit_to(e->w, a.r);
+    submit_to(e->w, b.r);
+    const struct fx_api_counts *ca = fx_api_req_result(a.r), *cb = fx_api_req_result(b.r);
+    assert_int_equal(ca->rejected, cb->rejected);
+    assert_true(ca->accepted > 3000);
+    assert_true(ca->duplicate > 100); /* the repeated sales inside the body */
+    assert_int_equal(cb->accepted, 0);
+    assert_int_equal(cb->duplicate, ca->accepted + ca->duplicate);
+    fx_api_req_free(a.r);
+    fx_api_req_free(b.r);
+    fx_buf_cleanup(&body);
+
+    /* a request freed before it settles (a body refused half way) waits for its slices */
+    struct fx_api_req *c = new_req(e);
+    fx_api_req_set_json(c, &o);
+    struct fx_buf big;
+    fx_buf_init(&big, 0);
+    ndjson_body(&big, 3000);
+    struct seqctx cc = {c};
+    p = fx_jsonrec_new(&o, seq_rec, seq_bad, &cc);
+    fx_jsonrec_defer_lines(p, par_line);
+    assert_int_equal(fx_jsonrec_feed(p, big.data, big.len, &err), 0);
+    fx_jsonrec_free(p);
+    fx_api_req_free(c);
+    fx_buf_cleanup(&big);
+}
+
 int main(void)
 {
     setenv("FLUXO_LOG_LEVEL", "warn", 1);
@@ -288,6 +568,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_position_keyed_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_requests_one_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slices_equal_sequential, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changing_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,13 +74,35 @@ static void dump_rc(struct sink *k, int rc, const struct fx_err *e)
         fx_buf_printf(&k->out, "RC %d\n", rc);
 }
 
+/* Deferred NDJSON lines (fx_jsonrec_defer_lines): each one parsed at once by a
+ * second parser with the same options and callbacks, which must give exactly
+ * what the first parser gives by itself. */
+static int defer_mode;
+struct dsink {
+    struct sink k; /* first: the record and bad callbacks take the sink */
+    struct fx_jsonrec_parser *p2;
+};
+static int on_line(void *ud, const struct fx_jsonrec_line *ln)
+{
+    struct dsink *d = ud;
+    struct fx_err err;
+    fx_err_clear(&err);
+    return fx_jsonrec_parse_line(d->p2, ln, &err);
+}
+
 /* Feed in[0..split) as one chunk, then the rest in chunks of step (0 = one chunk). */
 static char *run(const char *in, size_t n, const struct fx_jsonrec_opts *o, size_t split,
                  size_t step, struct sink proto, int with_bad)
 {
-    struct sink k = proto;
+    struct dsink d = {.k = proto, .p2 = NULL};
+    struct sink *kp = &d.k;
+#define k (*kp)
     fx_buf_init(&k.out, 0);
-    struct fx_jsonrec_parser *p = fx_jsonrec_new(o, on_rec, with_bad ? on_bad : NULL, &k);
+    struct fx_jsonrec_parser *p = fx_jsonrec_new(o, on_rec, with_bad ? on_bad : NULL, &d);
+    if (defer_mode) {
+        d.p2 = fx_jsonrec_new(o, on_rec, with_bad ? on_bad : NULL, &d);
+        fx_jsonrec_defer_lines(p, on_line);
+    }
     struct fx_err err;
     int rc = fx_jsonrec_feed(p, in, split, &err);
     for (size_t at = split; at < n && rc == 0;) {
@@ -103,7 +125,9 @@ static char *run(const char *in, size_t n, const struct fx_jsonrec_opts *o, size
         assert_int_equal(fx_jsonrec_feed(p, "{}", 2, &err), FX_EINVAL);
     }
     fx_jsonrec_free(p);
+    fx_jsonrec_free(d.p2);
     return fx_buf_take(&k.out);
+#undef k
 }
 
 static void check_full(const char *in, size_t n, const struct fx_jsonrec_opts *o, struct sink proto,
@@ -122,6 +146,19 @@ static void check_full(const char *in, size_t n, const struct fx_jsonrec_opts *o
             fail();
         }
         free(got);
+    }
+    if (o && o->ndjson && with_bad && !defer_mode) {
+        defer_mode = 1;
+        char *got = run(in, n, o, n, 0, proto, with_bad);
+        char *got2 = run(in, n, o, n / 2, 3, proto, with_bad);
+        defer_mode = 0;
+        if (strcmp(got, ref) != 0 || strcmp(got2, ref) != 0) {
+            fprintf(stderr, "input:\n%.*s\ndeferred lines:\n%s\n%s\nreference:\n%s\n", (int)n, in,
+                    got, got2, ref);
+            fail();
+        }
+        free(got);
+        free(got2);
     }
     static const size_t steps[] = {1, 2, 3, 7};
     for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
