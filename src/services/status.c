@@ -3,6 +3,7 @@
 #include "fluxo/mem.h"
 #include "ingest_internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,8 @@ int fx_ingest_issues(struct fx_ingest *ig, const char *batch_id, size_t limit, f
     if (rc)
         return rc;
     fx_stmt_bind_text(st, 1, batch_id, strlen(batch_id));
-    fx_stmt_bind_int(st, 2, limit ? (int64_t)limit : -1);
+    /* no limit: the largest bound both engines take (PostgreSQL refuses LIMIT -1) */
+    fx_stmt_bind_int(st, 2, limit ? (int64_t)limit : INT64_MAX);
     while ((rc = fx_stmt_step(st)) == FX_STORE_ROW) {
         if (cb(ud, (long)fx_stmt_int(st, 0), (int)fx_stmt_int(st, 1), fx_stmt_text(st, 2, NULL),
                fx_stmt_text(st, 3, NULL), fx_stmt_text(st, 4, NULL), fx_stmt_text(st, 5, NULL),
@@ -114,7 +116,7 @@ int fx_ingest_list(struct fx_ingest *ig, size_t limit, fx_batch_cb cb, void *ud)
         ig->db, "SELECT id FROM batches ORDER BY created_at DESC, id DESC LIMIT ?", &st, &err);
     if (rc)
         return rc;
-    fx_stmt_bind_int(st, 1, limit ? (int64_t)limit : -1);
+    fx_stmt_bind_int(st, 1, limit ? (int64_t)limit : INT64_MAX);
     /* ids first: the status queries use statements of their own */
     char(*ids)[37] = fx_calloc(limit ? limit : 1, 37);
     size_t n = 0;
