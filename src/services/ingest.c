@@ -255,11 +255,16 @@ static int add_issue(struct job *j, long row, int col, const char *field, const 
 /* 128 of the key's 256 bits are plenty to tell rows apart. */
 void fx__key_words(const char *key, int64_t w[2])
 {
+    /* lower-case hex digit -> value; keys are our own SHA-256 hex */
+    static const unsigned char hexval[256] = {
+        ['0'] = 0,  ['1'] = 1,  ['2'] = 2,  ['3'] = 3, ['4'] = 4,  ['5'] = 5,
+        ['6'] = 6,  ['7'] = 7,  ['8'] = 8,  ['9'] = 9, ['a'] = 10, ['b'] = 11,
+        ['c'] = 12, ['d'] = 13, ['e'] = 14, ['f'] = 15};
+    const unsigned char *k = (const unsigned char *)key;
     uint64_t hi = 0, lo = 0;
     for (int i = 0; i < 16; i++) {
-        char c = key[i], d = key[16 + i];
-        hi = (hi << 4) | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
-        lo = (lo << 4) | (uint64_t)(d <= '9' ? d - '0' : d - 'a' + 10);
+        hi = (hi << 4) | hexval[k[i]];
+        lo = (lo << 4) | hexval[k[16 + i]];
     }
     w[0] = (int64_t)hi;
     w[1] = (int64_t)lo;
@@ -332,17 +337,44 @@ void fx__chunk_begin(struct fx_buf *b, const char *batch_id, const struct fx_pip
     fx_buf_puts(b, "],\"rows\":[");
 }
 
+/* Decimal text of v into out (at least 21 bytes); returns its length. */
+static size_t fmt_int(char *out, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    return len;
+}
+
 void fx__chunk_row(struct fx_buf *b, int first, const struct fx_pipeline *p,
                    const struct fx_row *row, const char *key, const int *raw, size_t nraw)
 {
-    fx_buf_printf(b, "%s[%ld,\"%.32s\"", first ? "" : ",", row->src_row, key);
+    /* by hand rather than printf: a row is rendered for every accepted record */
+    char num[24];
+    if (!first)
+        fx_buf_putc(b, ',');
+    fx_buf_putc(b, '[');
+    fx_buf_append(b, num, fmt_int(num, (int64_t)row->src_row));
+    fx_buf_append(b, ",\"", 2);
+    fx_buf_append(b, key, 32);
+    fx_buf_putc(b, '"');
     for (size_t i = 0; i < row->n; i++) {
         const struct fx_value *v = &row->v[i];
-        if (!v->present)
-            fx_buf_puts(b, ",null");
-        else if (fx_type_is_integer(fx_pipeline_field_type(p, i)))
-            fx_buf_printf(b, ",%lld", (long long)v->i);
-        else {
+        if (!v->present) {
+            fx_buf_append(b, ",null", 5);
+        } else if (fx_type_is_integer(fx_pipeline_field_type(p, i))) {
+            fx_buf_putc(b, ',');
+            fx_buf_append(b, num, fmt_int(num, v->i));
+        } else {
             fx_buf_putc(b, ',');
             fx_buf_json_str(b, v->s, v->len);
         }

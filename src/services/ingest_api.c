@@ -445,6 +445,8 @@ static void slice_apply(struct slice *sl, struct fx_api_req *t)
     struct fx_cell *cells = fx_malloc(maxn * sizeof(*cells));
     const char *txt = sl->text.data;
     struct fx_jsonrec_parser *jp = NULL;
+    struct fx_err err; /* bad lines go to line_bad: nothing to read here */
+    fx_err_clear(&err);
     for (size_t i = 0; i < sl->nrecs; i++) {
         const struct slice_rec *sr = &sl->recs[i];
         if (sr->col > 0) {
@@ -452,8 +454,6 @@ static void slice_apply(struct slice *sl, struct fx_api_req *t)
                 jp = fx_jsonrec_new(&sl->owner->jopts, line_record, line_bad, t);
             struct fx_jsonrec_line ln = {txt + sr->first, sr->n, (size_t)sr->record, sr->line,
                                          sr->col};
-            struct fx_err err;
-            fx_err_clear(&err);
             fx_jsonrec_parse_line(jp, &ln, &err);
             continue;
         }
@@ -1748,6 +1748,11 @@ int fx_api_writer_start(struct fx_runtime *rt, struct fx_api_writer **out, struc
          * commits small transactions many times a second, checkpoints at the
          * usual 64 MiB; this one only past 256 MiB, as a fallback. */
         fx_store_exec(w->ig->db, "PRAGMA wal_autocheckpoint=65536", err);
+        fx_err_clear(err);
+        /* a big request's transaction dirties tens of MB of pages: with the
+         * default cache SQLite spills them to the WAL mid-transaction and
+         * writes them twice */
+        fx_store_exec(w->ig->db, "PRAGMA cache_size=-65536", err);
         fx_err_clear(err);
         int64_t gen;
         w->sf_enabled = read_int(w->ig->db, "SELECT gen FROM seen_gen", &gen) == 0;
