@@ -177,6 +177,8 @@ struct orphan {
     uint64_t handle;
     int64_t until;
     int64_t ts_us; /* publish time: a retry written for it keeps its place in key order */
+    char *body;    /* the record as published: a nack writes it again (NULL once handed on) */
+    size_t len;
 };
 
 struct gdef {
@@ -947,6 +949,13 @@ static void rec_free(struct rec *r)
     free(r);
 }
 
+static void orphan_free(struct orphan *q)
+{
+    free(q->topic);
+    free(q->body);
+    free(q);
+}
+
 static void part_free(struct part *p)
 {
     if (!p)
@@ -1262,8 +1271,7 @@ static int settle_ident(struct kgroup *g, const struct ident *id, uint64_t epoch
             if (q->id == id->id && q->offset == id->offset && q->n == id->n &&
                 strcmp(q->topic, id->topic) == 0) {
                 *pp = q->next;
-                free(q->topic);
-                free(q);
+                orphan_free(q);
                 break;
             }
         }
@@ -1441,6 +1449,7 @@ static void on_message(struct kgroup *g, rd_kafka_message_t *m)
         r->kind = retry ? K_RETRY : K_MSG;
         r->fetched = 1;
         r->key = m->key && m->key_len ? fx_strndup(m->key, m->key_len) : NULL;
+        free(r->body); /* an adopted delivery's copy: the same bytes */
         r->body = fx_malloc(m->len + 1);
         if (m->len)
             memcpy(r->body, m->payload, m->len);
@@ -1508,8 +1517,7 @@ static void housekeeping(struct kgroup *g)
         struct orphan *q = *pp;
         if (q->until < now - 1000) { /* past its lease: nobody can settle it any more */
             *pp = q->next;
-            free(q->topic);
-            free(q);
+            orphan_free(q);
         } else {
             pp = &q->next;
         }
@@ -1630,9 +1638,13 @@ static void on_assign(struct kgroup *g, rd_kafka_topic_partition_list_t *l)
                             r->tag = q->tag;
                             r->handle = q->handle;
                             r->until = q->until;
+                            if (!r->body) { /* a nack before the fetch writes this body */
+                                r->body = q->body;
+                                r->len = q->len;
+                                q->body = NULL;
+                            }
                             *pp = q->next;
-                            free(q->topic);
-                            free(q);
+                            orphan_free(q);
                             break;
                         }
                     }
@@ -1685,6 +1697,9 @@ static void on_revoke(struct kgroup *g)
             q->handle = r->handle;
             q->until = r->until;
             q->ts_us = r->ts_us;
+            q->body = r->body; /* the caller's delivery may no longer hold its data */
+            q->len = r->len;
+            r->body = NULL;
             q->next = g->orphans;
             g->orphans = q;
         }
@@ -1878,8 +1893,7 @@ static void group_free(struct kgroup *g)
     while (g->orphans) {
         struct orphan *q = g->orphans;
         g->orphans = q->next;
-        free(q->topic);
-        free(q);
+        orphan_free(q);
     }
     strv_free(g->patterns, g->npatterns);
     strv_free(g->sub, g->nsub);
@@ -2419,8 +2433,7 @@ static int deliver(struct kafka_bus *h, struct kgroup *g, struct pick *pk,
             if ((*pp)->tag == tag) {
                 struct orphan *q = *pp;
                 *pp = q->next;
-                free(q->topic);
-                free(q);
+                orphan_free(q);
                 break;
             }
         }
@@ -2541,6 +2554,8 @@ static int settle(struct kafka_bus *h, struct fx_delivery *d, int nack, const ch
     struct ident id = {0};
     int owned = 0, orphan = 0;
     int64_t ts_us = 0;
+    char *stored = NULL; /* the record's body as published, for a nack */
+    size_t stored_len = 0;
     pthread_mutex_lock(&c->mu);
     struct gdef *def = gdef_find(c, g->name);
     if (def)
@@ -2553,6 +2568,10 @@ static int settle(struct kafka_bus *h, struct fx_delivery *d, int nack, const ch
         owned = 1;
         id = (struct ident){fx_strdup(p->topic), p->id, r->offset, r->n};
         ts_us = r->ts_us;
+        if (nack && r->body) {
+            stored = fx_strndup(r->body, r->len);
+            stored_len = r->len;
+        }
     } else if (!r) {
         int64_t now = fx_now_ms();
         for (struct orphan **pp = &g->orphans; *pp; pp = &(*pp)->next) {
@@ -2560,6 +2579,8 @@ static int settle(struct kafka_bus *h, struct fx_delivery *d, int nack, const ch
             if (q->tag == d->tag && q->handle == h->id && q->until > now) {
                 id = (struct ident){q->topic, q->id, q->offset, q->n};
                 ts_us = q->ts_us;
+                stored = q->body;
+                stored_len = q->len;
                 *pp = q->next;
                 free(q);
                 orphan = 1;
@@ -2573,10 +2594,12 @@ static int settle(struct kafka_bus *h, struct fx_delivery *d, int nack, const ch
 
     int rc = 0;
     struct fresh fresh = {.partition = -1};
-    char *body = NULL;
+    char *body = stored;
+    size_t len = stored_len;
     uint64_t at = orphan ? NOT_OWNED : epoch;
-    if (nack) {
-        /* the body travels again as it was published */
+    if (nack && !body) {
+        /* No copy of the record (never expected): rebuild it from the delivery. The
+         * delivery belongs to the caller, who may have taken its data already. */
         struct fx_msg m = {.id = d->id,
                            .type = d->type,
                            .source = d->source,
@@ -2591,7 +2614,12 @@ static int settle(struct kafka_bus *h, struct fx_delivery *d, int nack, const ch
         fx_buf_init(&enc, FX__BUS_BODY_MAX);
         rc = fx_cloudevent_encode(&m, &enc);
         body = fx_buf_take(&enc);
-        size_t len = body ? strlen(body) : 0;
+        len = body ? strlen(body) : 0;
+    }
+    if (nack) {
+        /* the body travels again as it was published, from the backend's own copy: the
+         * caller owns the delivery and may have freed or changed its data (distribution
+         * does, once the chunk is decoded) */
         if (!rc && d->attempt >= o.max_attempts) {
             rc = dead_letter(g, &id, at, d->key, body, len, d->attempt, ts_us, reason);
             goto done;

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The distributed scenario over Kafka: librdkafka's mock cluster runs in a
+# process of its own (fluxo-kafka-mock, FLUXO_TEST_KAFKA_MOCK; no Kafka broker
+# is packaged for Debian), and `fluxo run ingest` plus three `fluxo run
+# distribution` workers reach it as kafka://127.0.0.1:PORT, storing into
+# PostgreSQL. The first worker seen applying a batch is killed with SIGKILL
+# right away: the consumer group hands its partitions to the others after the
+# session timeout and they redeliver its leased chunks when the leases end.
+# kcat reads a chunk CloudEvent from the processed_data topic. The normalized tables
+# must end up exactly as an SQLite-only import of the same file, with no chunk
+# applied twice. FLUXO_DIST_ROWS sets the size (see dist_lib.sh).
+DIST_ROWS_DEFAULT=60000
+. "$(dirname "$0")/../e2e/lib.sh"
+. "$(dirname "$0")/dist_lib.sh"
+: "${FLUXO_TEST_KAFKA_MOCK:?FLUXO_TEST_KAFKA_MOCK must point at the fluxo-kafka-mock program}"
+command -v kcat >/dev/null || fail "kcat not found: install kcat (scripts/deps.sh --test)"
+
+# Topics are auto-created with the mock's 4 partitions each, the same count
+# for every topic of a group as the backend requires; 4 partitions leave work
+# for three workers.
+start_bg kafka-mock "$FLUXO_TEST_KAFKA_MOCK"
+mock_pid=$LAST_PID
+brokers_line() { grep -m1 -E '^[0-9.]+:[0-9]+(,[0-9.]+:[0-9]+)*$' "$T/kafka-mock.log"; }
+wait_for 30 "fluxo-kafka-mock to print its address" brokers_line
+brokers=$(brokers_line)
+echo "ok - mock Kafka cluster at $brokers (pid $mock_pid)"
+# The mock coordinator waits session.timeout.ms - 1 s in every rebalance and
+# drops joiners whose session ends first: the session the backend picks for
+# kafka://mock itself (docs/backends.md, "Testing on the mock cluster").
+export FLUXO_BUS="kafka://$brokers?session.timeout.ms=3500&heartbeat.interval.ms=500&topic.metadata.refresh.interval.ms=1000"
+# A killed worker's leased chunks come back when their lease ends: 20 s
+# rather than 60 s keeps the test short and still outlasts a batch.
+export FLUXO_DELIVERY_LEASE_MS=20s
+
+dist_reset_pg
+dist_generate 23
+export FLUXO_DB=$pg
+dist_start 3
+dist_drop_file
+dist_wait_first_worker
+dist_kill_worker "$FIRST_WORKER"
+at_kill=$(applied)
+[ "$at_kill" -lt "$exp_compras" ] ||
+  fail "the stream was over before the kill ($at_kill purchases): raise FLUXO_DIST_ROWS"
+echo "ok - worker $FIRST_WORKER killed with SIGKILL mid-stream ($at_kill of $exp_compras" \
+  "purchases applied)"
+timeout 30 kcat -b "$brokers" -C -t processed_data -o beginning -c 1 -e -q >"$T/kcat.msg" 2>"$T/kcat.log" ||
+  fail "kcat could not read the processed_data topic: $(cat "$T/kcat.log")"
+dist_check_cloudevent "$T/kcat.msg" kcat
+
+dist_wait_done
+dist_check_exact
+dist_stop
+kill -TERM "$mock_pid"
+rc=0
+wait "$mock_pid" || rc=$?
+expect_eq "fluxo-kafka-mock exit status after SIGTERM" 0 "$rc"
