@@ -545,6 +545,40 @@ static void test_nack_backoff(void **state)
     fx_bus_close(b);
 }
 
+/* The caller may drop a delivery's data once it has used it (distribution
+ * frees it after decoding a chunk): a nack after that still redelivers the
+ * message whole, and a dead letter keeps its data. */
+static void test_nack_after_data_freed(void **state)
+{
+    struct fixture *f = *state;
+    char g[64], pat[128];
+    struct fx_bus *b = bus_open(f);
+    struct fx_group_opts o;
+    fast_opts(&o);
+    o.max_attempts = 2;
+    declare1(b, GROUP(f, g, "freed"), RKEY(f, pat, "job"), &o);
+    publish1(b, pat, "c1", NULL, "{\"rows\":[1,2,3]}");
+    struct fx_delivery *d = recv_must(b, g, "c1");
+    free(d->data);
+    d->data = NULL;
+    d->data_len = 0;
+    assert_int_equal(fx_bus_nack(b, d, "store busy"), 0);
+    fx_delivery_free(d);
+    d = recv_must(b, g, "c1");
+    assert_int_equal(d->attempt, 2);
+    assert_non_null(d->data);
+    assert_string_equal(d->data, "{\"rows\":[1,2,3]}");
+    free(d->data);
+    d->data = NULL;
+    d->data_len = 0;
+    assert_int_equal(fx_bus_nack(b, d, "still busy"), 0); /* max_attempts: dead letter */
+    fx_delivery_free(d);
+    struct fx_delivery *again = recv_wait(b, g, 200);
+    if (again)
+        fail_msg("dead letter %s redelivered", again->id);
+    fx_bus_close(b);
+}
+
 struct dead_seen {
     int n;
     char id[64];
@@ -1402,6 +1436,7 @@ static const struct CMUnitTest suite[] = {
     T(test_receive_timeout),
     T(test_wakeup),
     T(test_nack_backoff),
+    T(test_nack_after_data_freed),
     T(test_dead_letter),
     T(test_lease_expiry),
     T(test_lease_expiry_dead_letter),
