@@ -20,8 +20,6 @@
 #include <strings.h>
 #include <time.h>
 
-/* Defined in store_pg.c (declared here until store_int.h lists them). */
-
 static const struct fx_store_ops *const backends[] = {
     &fx__store_sqlite_ops,
     &fx__store_pg_ops,
@@ -36,7 +34,9 @@ static int vtbl_complete(const struct fx_store_vtbl *vt)
     return vt && vt->close && vt->exec && vt->begin && vt->commit && vt->rollback && vt->prepare &&
            vt->bind_int && vt->bind_double && vt->bind_text && vt->bind_text_ref && vt->bind_null &&
            vt->step && vt->col_int && vt->col_double && vt->col_text && vt->col_is_null &&
-           vt->ncols && vt->reset && vt->changes && vt->errmsg && vt->dialect;
+           vt->ncols && vt->reset && vt->changes && vt->errmsg && vt->dialect && vt->copy_begin &&
+           vt->copy_put_int && vt->copy_put_text && vt->copy_put_null && vt->copy_end_row &&
+           vt->copy_end && vt->copy_abort;
 }
 
 /* A database name becomes a file name (sqlite) or a schema (postgresql). */
@@ -209,6 +209,137 @@ int64_t fx_store_changes(struct fx_store *s)
 const char *fx_store_errmsg(struct fx_store *s)
 {
     return s ? s->vt->errmsg(s) : "no store";
+}
+
+/* ---- bulk load ------------------------------------------------------------ */
+
+/* An identifier the program wrote, safe to splice into SQL unquoted:
+ * [A-Za-z_][A-Za-z0-9_]*, optionally qualified once (schema.table). */
+static int valid_ident(const char *id, int qualified)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 63 * 2 + 1)
+        return 0;
+    int dots = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        int first = i == 0 || id[i - 1] == '.';
+        if (c == '.' && qualified && !first && i + 1 < n && ++dots == 1)
+            continue;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+              (!first && c >= '0' && c <= '9')))
+            return 0;
+    }
+    return n <= 63 || dots == 1;
+}
+
+int fx_store_copy_begin(struct fx_store *s, const char *table, const char *const *cols,
+                        size_t ncols, struct fx_copy **out, struct fx_err *err)
+{
+    if (out)
+        *out = NULL;
+    if (!s || !table || !out || (ncols && !cols))
+        return fx_err_set(err, FX_EINVAL, "store: copy needs a store, a table and an output");
+    if (!valid_ident(table, 1))
+        return fx_err_set(err, FX_EINVAL,
+                          "store: copy into '%.64s': not a plain SQL identifier (letters, "
+                          "digits, '_', one '.')",
+                          table);
+    if (ncols == 0)
+        return fx_err_set(err, FX_EINVAL, "store: copy into %s names no column", table);
+    for (size_t i = 0; i < ncols; i++)
+        if (!cols[i] || !valid_ident(cols[i], 0))
+            return fx_err_set(err, FX_EINVAL,
+                              "store: copy into %s: column %zu '%.64s' is not a plain SQL "
+                              "identifier",
+                              table, i + 1, cols[i] ? cols[i] : "(null)");
+    return s->vt->copy_begin(s, table, cols, ncols, out, err);
+}
+
+/* A put refused before the backend sees it: the copy fails for good. */
+static int copy_misuse(struct fx_copy *c)
+{
+    snprintf(c->why, sizeof(c->why), "row %lld has more than %zu fields (one per column)",
+             (long long)c->rows + 1, c->ncols);
+    return c->rc = FX_EINVAL;
+}
+
+/* The put path: one check of the copy's state and the row's room, one call. */
+#define COPY_PUT(c, call)                                                                          \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            return FX_EINVAL;                                                                      \
+        if ((c)->rc)                                                                               \
+            return (c)->rc;                                                                        \
+        if ((c)->col >= (c)->ncols)                                                                \
+            return copy_misuse(c);                                                                 \
+        int rc_ = (call);                                                                          \
+        if (rc_ < 0)                                                                               \
+            return (c)->rc = rc_;                                                                  \
+        (c)->col++;                                                                                \
+        return 0;                                                                                  \
+    } while (0)
+
+int fx_copy_put_int(struct fx_copy *c, int64_t v)
+{
+    COPY_PUT(c, c->vt->copy_put_int(c, v));
+}
+
+int fx_copy_put_text(struct fx_copy *c, const char *s, size_t len)
+{
+    if (c && !s && len) {
+        if (!c->rc) {
+            snprintf(c->why, sizeof(c->why), "row %lld, field %zu: text of %zu bytes at NULL",
+                     (long long)c->rows + 1, c->col + 1, len);
+            c->rc = FX_EINVAL;
+        }
+        return c->rc;
+    }
+    COPY_PUT(c, c->vt->copy_put_text(c, s ? s : "", len));
+}
+
+int fx_copy_put_null(struct fx_copy *c)
+{
+    COPY_PUT(c, c->vt->copy_put_null(c));
+}
+
+int fx_copy_end_row(struct fx_copy *c)
+{
+    if (!c)
+        return FX_EINVAL;
+    if (c->rc)
+        return c->rc;
+    if (c->col != c->ncols) {
+        snprintf(c->why, sizeof(c->why), "row %lld has %zu fields, not %zu (one per column)",
+                 (long long)c->rows + 1, c->col, c->ncols);
+        return c->rc = FX_EINVAL;
+    }
+    int rc = c->vt->copy_end_row(c);
+    if (rc < 0)
+        return c->rc = rc;
+    c->col = 0;
+    c->rows++;
+    return 0;
+}
+
+int fx_copy_end(struct fx_copy *c, int64_t *rows, struct fx_err *err)
+{
+    if (rows)
+        *rows = 0;
+    if (!c)
+        return fx_err_set(err, FX_EINVAL, "store: copy end needs a copy");
+    if (!c->rc && c->col != 0) {
+        snprintf(c->why, sizeof(c->why), "the last row (%lld) was not ended: %zu of %zu fields",
+                 (long long)c->rows + 1, c->col, c->ncols);
+        c->rc = FX_EINVAL;
+    }
+    return c->vt->copy_end(c, rows, err);
+}
+
+void fx_copy_abort(struct fx_copy *c)
+{
+    if (c)
+        c->vt->copy_abort(c);
 }
 
 /* ---- migrations ---------------------------------------------------------- */

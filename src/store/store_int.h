@@ -42,6 +42,22 @@ struct fx_stmt {
     const struct fx_store_vtbl *vt;
 };
 
+/*
+ * Common header: first member of every backend's copy struct. The front
+ * keeps the bookkeeping every backend needs (fields per row, failure state)
+ * so the put ops only convert a value: they are called once per field.
+ */
+struct fx_copy {
+    const struct fx_store_vtbl *vt;
+    size_t ncols;  /* fields per row */
+    size_t col;    /* fields put in the current row */
+    int64_t rows;  /* rows ended so far */
+    int rc;        /* first failure (sticky), 0 while the copy is good */
+    char why[384]; /* what failed and where, for copy_end's message ("" if the
+                    * engine's own message says it) */
+    char table[128];
+};
+
 struct fx_store_vtbl {
     /* Finalize every cached statement and release the connection; an open
      * transaction is rolled back. Frees s. Never fails. */
@@ -106,6 +122,30 @@ struct fx_store_vtbl {
 
     /* The SQL dialect: "sqlite" or "postgresql" (static string). */
     const char *(*dialect)(const struct fx_store *s);
+
+    /*
+     * Bulk load (fx_store_copy_begin in store.h). The front has validated
+     * table and cols (identifiers, ncols > 0). copy_begin allocates the
+     * backend's copy, fills the header (vt, ncols, table) and starts it; on
+     * failure nothing is left open and err says why.
+     * The put ops are called only while the copy is good (header rc == 0)
+     * and the row has room (col < ncols); the front advances col after a
+     * successful put. copy_end_row is called with col == ncols; the front
+     * then counts the row and resets col. A put or end_row that fails
+     * returns < 0 and may write the header's why; the front records the
+     * code in rc.
+     * copy_end finishes (header rc != 0: fails the copy with that code),
+     * sets *rows, fills err on failure and frees c. copy_abort fails the
+     * copy and frees c; it never fails.
+     */
+    int (*copy_begin)(struct fx_store *s, const char *table, const char *const *cols, size_t ncols,
+                      struct fx_copy **out, struct fx_err *err);
+    int (*copy_put_int)(struct fx_copy *c, int64_t v);
+    int (*copy_put_text)(struct fx_copy *c, const char *s, size_t len);
+    int (*copy_put_null)(struct fx_copy *c);
+    int (*copy_end_row)(struct fx_copy *c);
+    int (*copy_end)(struct fx_copy *c, int64_t *rows, struct fx_err *err);
+    void (*copy_abort)(struct fx_copy *c);
 };
 
 /* Registered backends (defined in store_<backend>.c). */

@@ -37,6 +37,14 @@
  * - Messages name host:port and database, never the password: libpq does
  *   not print it, and the password's forms found in the URL are blotted out
  *   of any message built from the URL or the connection anyway.
+ * - Bulk load: COPY ... FROM STDIN in text format. Fields are escaped into
+ *   one buffer and handed to libpq in writes of COPY_FLUSH bytes, so a row
+ *   costs no round trip and no syscall of its own. The server checks rows as
+ *   they arrive but reports a bad one only when the copy ends (libpq reads
+ *   nothing back during COPY IN), so errors in the data surface at
+ *   fx_copy_end, with the server's line and column. While a COPY is open the
+ *   connection is in COPY IN state and can do nothing else: every op checks
+ *   for it first (ready()), and rollback ends it as failed.
  */
 #include "store/store_int.h"
 
@@ -61,6 +69,7 @@
 #define MIN_SERVER_VERSION 90500 /* ON CONFLICT */
 #define CACHE_WARN_STMTS 4096
 #define NSECRETS 4
+#define COPY_FLUSH (256 * 1024) /* bytes of COPY data per write to libpq */
 
 /* Type OIDs of the text types (fixed in the catalog since PostgreSQL 7). */
 #define BOOLOID 16
@@ -69,6 +78,7 @@
 #define VARCHAROID 1043
 
 struct pg_store;
+struct pg_copy;
 
 enum { P_NULL, P_INT, P_DOUBLE, P_TEXT, P_REF };
 
@@ -116,6 +126,7 @@ struct pg_store {
     unsigned long next_name;
     struct pg_stmt **buckets;
     size_t nbuckets, nstmts;
+    struct pg_copy *copy; /* the COPY in progress, or NULL */
     char errmsg[1024];
 };
 
@@ -239,8 +250,9 @@ static int is_ok(const PGresult *res)
     return t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK || t == PGRES_EMPTY_QUERY;
 }
 
-/* COPY is not part of the store's SQL (no API feeds it): end it cleanly so
- * the connection stays usable, and refuse. Takes res. */
+/* COPY sent as a statement or through exec has nothing to feed or drain it
+ * (fx_store_copy_begin is the way in): end it cleanly so the connection
+ * stays usable, and refuse. Takes res. */
 static int refuse_copy(struct pg_store *s, PGresult *res)
 {
     ExecStatusType t = PQresultStatus(res);
@@ -255,7 +267,7 @@ static int refuse_copy(struct pg_store *s, PGresult *res)
     while ((res = PQgetResult(s->conn)) != NULL)
         PQclear(res);
     track_tx(s);
-    set_msg(s, "COPY is not supported through the store's statements");
+    set_msg(s, "COPY is not supported through the store's statements (use fx_store_copy_begin)");
     return FX_ENOTSUP;
 }
 
@@ -263,6 +275,45 @@ static int is_copy(const PGresult *res)
 {
     ExecStatusType t = PQresultStatus(res);
     return t == PGRES_COPY_IN || t == PGRES_COPY_OUT || t == PGRES_COPY_BOTH;
+}
+
+/* ---- COPY state shared with the connection ops --------------------------- */
+
+struct pg_copy {
+    struct fx_copy base; /* first: the front casts */
+    struct pg_store *store;
+    int open;        /* COPY IN in progress on the wire */
+    int send_failed; /* libpq refused data: the server may have said why */
+    char *buf;       /* escaped rows not yet handed to libpq */
+    size_t len, cap;
+};
+
+/* Take the connection out of COPY IN: end the copy (failed when reason is
+ * set) and read its results. Returns the COPY's final result (caller
+ * clears), or NULL when the connection could not tell. */
+static PGresult *copy_finish_wire(struct pg_copy *c, const char *reason)
+{
+    struct pg_store *s = c->store;
+    PGresult *final = NULL, *res;
+    c->open = 0;
+    s->copy = NULL;
+    /* When the end cannot be sent (connection gone, or the server already
+     * left COPY on an error), what is pending is still read: the error,
+     * and the connection back to idle. */
+    PQputCopyEnd(s->conn, reason);
+    while ((res = PQgetResult(s->conn)) != NULL) {
+        if (PQresultStatus(res) == PGRES_COPY_IN) {
+            /* still in COPY IN: the end did not go through; never loop on it */
+            PQclear(res);
+            break;
+        }
+        if (!final)
+            final = res;
+        else
+            PQclear(res);
+    }
+    track_tx(s);
+    return final;
 }
 
 /* ---- connection ---------------------------------------------------------- */
@@ -343,6 +394,11 @@ static int reconnect(struct pg_store *s)
  */
 static int ready(struct pg_store *s)
 {
+    if (s->copy) {
+        set_msg(s, "a COPY into %s is in progress on this connection: end or abort it first",
+                ((struct fx_copy *)s->copy)->table);
+        return FX_EINVAL;
+    }
     if (!s->in_tx && !lost(s))
         probe(s);
     if (!lost(s))
@@ -458,6 +514,17 @@ static int pg_begin(struct fx_store *base)
 static int pg_rollback(struct fx_store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
+    if (s->copy) {
+        /* The caller gave up on the transaction with a copy open: end it as
+         * failed; its handle reports that at fx_copy_end / abort. */
+        struct pg_copy *c = s->copy;
+        PQclear(copy_finish_wire(c, "the transaction was rolled back"));
+        if (!c->base.rc) {
+            c->base.rc = FX_ESTORE;
+            snprintf(c->base.why, sizeof(c->base.why),
+                     "the transaction was rolled back while the copy was open");
+        }
+    }
     if (lost(s) || PQtransactionStatus(s->conn) == PQTRANS_IDLE) {
         s->in_tx = 0; /* none open, or it died with the session */
         return 0;
@@ -475,6 +542,17 @@ static int pg_rollback(struct fx_store *base)
 static int pg_commit(struct fx_store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
+    if (s->copy) {
+        /* A commit must not leave its transaction open: fail it, copy included. */
+        char keep[sizeof(s->errmsg)];
+        snprintf(keep, sizeof(keep),
+                 "commit while a COPY into %s was open: the copy failed and the transaction "
+                 "was rolled back",
+                 ((struct fx_copy *)s->copy)->table);
+        pg_rollback(base);
+        memcpy(s->errmsg, keep, sizeof(keep));
+        return FX_EINVAL;
+    }
     /* A session the server already ended (its message waits on the socket)
      * rolled back for sure: say so rather than "outcome unknown" below. */
     if (!lost(s))
@@ -1079,6 +1157,209 @@ static void pg_reset(struct fx_stmt *base)
     unbind_all(STMT(base));
 }
 
+/* ---- bulk load ------------------------------------------------------------ */
+
+#define PGCOPY(base) ((struct pg_copy *)(base))
+
+/* Room for n more bytes in the copy buffer. */
+static void copy_reserve(struct pg_copy *c, size_t n)
+{
+    if (c->len + n <= c->cap)
+        return;
+    size_t cap = c->cap ? c->cap : COPY_FLUSH + 4096;
+    while (cap < c->len + n)
+        cap *= 2;
+    c->buf = fx_realloc(c->buf, cap);
+    c->cap = cap;
+}
+
+/* Hand the buffered rows to libpq (which sends them). */
+static int copy_flush(struct pg_copy *c)
+{
+    struct pg_store *s = c->store;
+    size_t off = 0;
+    while (off < c->len) {
+        size_t n = c->len - off > INT_MAX ? INT_MAX : c->len - off;
+        if (PQputCopyData(s->conn, c->buf + off, (int)n) != 1) {
+            set_msg(s, "sending rows to PostgreSQL at %s failed: %s", s->where,
+                    PQerrorMessage(s->conn));
+            snprintf(c->base.why, sizeof(c->base.why), "%.380s", s->errmsg);
+            c->send_failed = 1;
+            return FX_ESTORE;
+        }
+        off += n;
+    }
+    c->len = 0;
+    return 0;
+}
+
+static int pg_copy_begin(struct fx_store *base, const char *table, const char *const *cols,
+                         size_t ncols, struct fx_copy **out, struct fx_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    int rc = ready(s);
+    if (rc < 0)
+        return fx_err_set(err, rc, "copy into %s: %s", table, s->errmsg);
+    struct fx_buf b;
+    fx_buf_init(&b, 0);
+    fx_buf_printf(&b, "COPY %s (", table);
+    for (size_t i = 0; i < ncols; i++)
+        fx_buf_printf(&b, "%s%s", i ? ", " : "", cols[i]);
+    fx_buf_puts(&b, ") FROM STDIN");
+    PGresult *res = PQexec(s->conn, b.data);
+    fx_buf_cleanup(&b);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        rc = result_error(s, res);
+        PQclear(res);
+        track_tx(s);
+        return fx_err_set(err, rc < 0 ? rc : FX_ESTORE, "copy into %s: %s", table, s->errmsg);
+    }
+    PQclear(res);
+    /* no track_tx here: during COPY the status reads "active", not "in a
+     * transaction"; copy_finish_wire tracks it once the copy is over */
+    struct pg_copy *c = fx_calloc(1, sizeof(*c));
+    c->base.vt = &pg_vtbl;
+    c->base.ncols = ncols;
+    snprintf(c->base.table, sizeof(c->base.table), "%s", table);
+    c->store = s;
+    c->open = 1;
+    copy_reserve(c, COPY_FLUSH);
+    s->copy = c;
+    *out = &c->base;
+    return 0;
+}
+
+static int pg_copy_put_int(struct fx_copy *base, int64_t v)
+{
+    struct pg_copy *c = PGCOPY(base);
+    copy_reserve(c, 24);
+    char *w = c->buf + c->len;
+    if (base->col)
+        *w++ = '\t';
+    char tmp[24];
+    int n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *w++ = '-';
+    while (n)
+        *w++ = tmp[--n];
+    c->len = (size_t)(w - c->buf);
+    return 0;
+}
+
+/* COPY text format: these bytes must be written as a backslash escape (the
+ * delimiter, row end, carriage return and the escape itself); 0 = as is. */
+static const char copy_escape[256] = {['\t'] = 't', ['\n'] = 'n', ['\r'] = 'r', ['\\'] = '\\'};
+
+static int pg_copy_put_text(struct fx_copy *base, const char *s, size_t len)
+{
+    struct pg_copy *c = PGCOPY(base);
+    if (memchr(s, '\0', len)) {
+        snprintf(base->why, sizeof(base->why),
+                 "row %lld, field %zu: text with a NUL byte (PostgreSQL text cannot hold one)",
+                 (long long)base->rows + 1, base->col + 1);
+        return FX_EINVAL;
+    }
+    copy_reserve(c, 2 * len + 1);
+    char *w = c->buf + c->len;
+    if (base->col)
+        *w++ = '\t';
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    for (; p < end; p++) {
+        char e = copy_escape[*p];
+        if (e) {
+            *w++ = '\\';
+            *w++ = e;
+        } else {
+            *w++ = (char)*p;
+        }
+    }
+    c->len = (size_t)(w - c->buf);
+    return 0;
+}
+
+static int pg_copy_put_null(struct fx_copy *base)
+{
+    struct pg_copy *c = PGCOPY(base);
+    copy_reserve(c, 3);
+    if (base->col)
+        c->buf[c->len++] = '\t';
+    c->buf[c->len++] = '\\';
+    c->buf[c->len++] = 'N';
+    return 0;
+}
+
+static int pg_copy_end_row(struct fx_copy *base)
+{
+    struct pg_copy *c = PGCOPY(base);
+    copy_reserve(c, 1);
+    c->buf[c->len++] = '\n';
+    return c->len >= COPY_FLUSH ? copy_flush(c) : 0;
+}
+
+static void copy_free(struct pg_copy *c)
+{
+    free(c->buf);
+    free(c);
+}
+
+static int pg_copy_end(struct fx_copy *base, int64_t *rows, struct fx_err *err)
+{
+    struct pg_copy *c = PGCOPY(base);
+    struct pg_store *s = c->store;
+    int rc = base->rc;
+    if (rc == 0 && c->open && c->len)
+        rc = copy_flush(c);
+    if (c->open) {
+        /* never a successful end after a failure: the rows would be cut */
+        PGresult *res = copy_finish_wire(c, rc ? "the client failed the copy" : NULL);
+        /* After a failed send, the server's own error, when it sent one
+         * (not the echo of our failing the copy, 57014), says more. */
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        if (c->send_failed && state && strcmp(state, "57014") != 0) {
+            rc = 0;
+            base->why[0] = '\0';
+        }
+        if (rc == 0) {
+            if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+                if (rows)
+                    *rows = strtoll(PQcmdTuples(res), NULL, 10);
+            } else {
+                rc = result_error(s, res);
+                if (rc == 0)
+                    rc = FX_ESTORE;
+                /* where in the data: "COPY t, line 3, column i: "abc"" */
+                const char *ctx = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+                if (ctx) {
+                    char first[sizeof(s->errmsg)];
+                    memcpy(first, s->errmsg, sizeof(first));
+                    set_msg(s, "%s (at %.*s)", first, (int)strcspn(ctx, "\n"), ctx);
+                }
+            }
+        }
+        PQclear(res);
+    }
+    if (rc < 0) {
+        fx_err_set(err, rc, "copy into %s: %s", base->table, base->why[0] ? base->why : s->errmsg);
+        if (base->why[0])
+            set_msg(s, "copy into %s: %s", base->table, base->why);
+    }
+    copy_free(c);
+    return rc;
+}
+
+static void pg_copy_abort(struct fx_copy *base)
+{
+    struct pg_copy *c = PGCOPY(base);
+    if (c->open)
+        PQclear(copy_finish_wire(c, "aborted by the client"));
+    copy_free(c);
+}
+
 static const struct fx_store_vtbl pg_vtbl = {
     .close = pg_close,
     .exec = pg_exec,
@@ -1101,6 +1382,13 @@ static const struct fx_store_vtbl pg_vtbl = {
     .changes = pg_changes,
     .errmsg = pg_errmsg,
     .dialect = pg_dialect,
+    .copy_begin = pg_copy_begin,
+    .copy_put_int = pg_copy_put_int,
+    .copy_put_text = pg_copy_put_text,
+    .copy_put_null = pg_copy_put_null,
+    .copy_end_row = pg_copy_end_row,
+    .copy_end = pg_copy_end,
+    .copy_abort = pg_copy_abort,
 };
 
 /* ---- open ---------------------------------------------------------------- */

@@ -24,6 +24,9 @@
  *   rollback that usually follows.
  * - Double-quoted string literals are disabled (SQLITE_DBCONFIG_DQS_*): in
  *   the portable SQL subset "x" is an identifier, as in PostgreSQL.
+ * - Bulk load (copy) is the cached INSERT executed once per row: in-process,
+ *   that is already the engine's speed. Outside a transaction the copy opens
+ *   its own (BEGIN IMMEDIATE) so it is all or nothing, as on PostgreSQL.
  */
 #include "store/store_int.h"
 
@@ -407,6 +410,125 @@ static void sq_reset(struct fx_stmt *base)
     sqlite3_clear_bindings(STMT(base)->st);
 }
 
+/* ---- bulk load ------------------------------------------------------------ */
+
+struct sq_copy {
+    struct fx_copy base; /* first: the front casts */
+    struct sq_store *store;
+    sqlite3_stmt *st; /* the cached INSERT, owned by the store's cache */
+    int own_tx;       /* the copy opened the transaction it runs in */
+};
+
+#define COPY(base) ((struct sq_copy *)(base))
+
+static int sq_copy_begin(struct fx_store *base, const char *table, const char *const *cols,
+                         size_t ncols, struct fx_copy **out, struct fx_err *err)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    if (ncols > 32766) /* SQLite's limit on parameters */
+        return fx_err_set(err, FX_EINVAL, "store: copy into %s: too many columns (%zu)", table,
+                          ncols);
+    struct fx_buf b;
+    fx_buf_init(&b, 0);
+    fx_buf_printf(&b, "INSERT INTO %s (", table);
+    for (size_t i = 0; i < ncols; i++)
+        fx_buf_printf(&b, "%s%s", i ? ", " : "", cols[i]);
+    fx_buf_puts(&b, ") VALUES (");
+    for (size_t i = 0; i < ncols; i++)
+        fx_buf_puts(&b, i ? ", ?" : "?");
+    fx_buf_putc(&b, ')');
+    struct fx_stmt *st = NULL;
+    struct fx_err e;
+    fx_err_clear(&e);
+    int rc = sq_prepare(base, b.data, &st, &e);
+    fx_buf_cleanup(&b);
+    if (rc < 0)
+        return fx_err_set(err, rc, "copy into %s: %s", table, e.reason);
+    int own = sqlite3_get_autocommit(s->db);
+    if (own && (rc = step_retry(s, s->begin_st)) < 0)
+        return fx_err_set(err, rc, "copy into %s: cannot begin a transaction: %s", table,
+                          s->errmsg);
+    struct sq_copy *c = fx_calloc(1, sizeof(*c));
+    c->base.vt = &sq_vtbl;
+    c->base.ncols = ncols;
+    snprintf(c->base.table, sizeof(c->base.table), "%s", table);
+    c->store = s;
+    c->st = ((struct sq_stmt *)st)->st;
+    c->own_tx = own;
+    *out = &c->base;
+    return 0;
+}
+
+static int sq_copy_put_int(struct fx_copy *base, int64_t v)
+{
+    struct sq_copy *c = COPY(base);
+    int rc = sqlite3_bind_int64(c->st, (int)base->col + 1, v);
+    return rc == SQLITE_OK ? 0 : fail(c->store, rc);
+}
+
+static int sq_copy_put_text(struct fx_copy *base, const char *s, size_t len)
+{
+    struct sq_copy *c = COPY(base);
+    int rc = sqlite3_bind_text64(c->st, (int)base->col + 1, s, len, SQLITE_TRANSIENT, SQLITE_UTF8);
+    return rc == SQLITE_OK ? 0 : fail(c->store, rc);
+}
+
+static int sq_copy_put_null(struct fx_copy *base)
+{
+    struct sq_copy *c = COPY(base);
+    int rc = sqlite3_bind_null(c->st, (int)base->col + 1);
+    return rc == SQLITE_OK ? 0 : fail(c->store, rc);
+}
+
+static int sq_copy_end_row(struct fx_copy *base)
+{
+    struct sq_copy *c = COPY(base);
+    int rc = sqlite3_step(c->st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(c->st);
+        return 0;
+    }
+    int r = fail(c->store, rc);
+    sqlite3_reset(c->st);
+    snprintf(base->why, sizeof(base->why), "row %lld: %.340s", (long long)base->rows + 1,
+             c->store->errmsg);
+    return r;
+}
+
+/* Leave the connection as the copy found it: its own transaction ends,
+ * bindings are dropped (the text copies are freed now, not at the next use). */
+static void copy_release(struct sq_copy *c, int commit)
+{
+    sqlite3_reset(c->st);
+    sqlite3_clear_bindings(c->st);
+    if (c->own_tx && !commit)
+        sq_rollback(&c->store->base);
+    free(c);
+}
+
+static int sq_copy_end(struct fx_copy *base, int64_t *rows, struct fx_err *err)
+{
+    struct sq_copy *c = COPY(base);
+    int rc = base->rc;
+    if (rc == 0 && c->own_tx && (rc = sq_commit(&c->store->base)) < 0)
+        snprintf(base->why, sizeof(base->why), "commit: %.370s", c->store->errmsg);
+    if (rc < 0) {
+        fx_err_set(err, rc, "copy into %s: %s", base->table,
+                   base->why[0] ? base->why : c->store->errmsg);
+        copy_release(c, 0);
+        return rc;
+    }
+    if (rows)
+        *rows = base->rows;
+    copy_release(c, 1);
+    return 0;
+}
+
+static void sq_copy_abort(struct fx_copy *base)
+{
+    copy_release(COPY(base), 0);
+}
+
 static const struct fx_store_vtbl sq_vtbl = {
     .close = sq_close,
     .exec = sq_exec,
@@ -429,6 +551,13 @@ static const struct fx_store_vtbl sq_vtbl = {
     .changes = sq_changes,
     .errmsg = sq_errmsg,
     .dialect = sq_dialect,
+    .copy_begin = sq_copy_begin,
+    .copy_put_int = sq_copy_put_int,
+    .copy_put_text = sq_copy_put_text,
+    .copy_put_null = sq_copy_put_null,
+    .copy_end_row = sq_copy_end_row,
+    .copy_end = sq_copy_end,
+    .copy_abort = sq_copy_abort,
 };
 
 /* ---- open ---------------------------------------------------------------- */

@@ -6,6 +6,10 @@
  * at all). Every backend must pass the same "conformance" group; a second
  * group covers what only exists on SQLite (directories, :memory:, lock waits).
  *
+ * The copy cases (bulk load) run on every backend too: round trip of every
+ * value type and of text COPY must escape, wrong use, engine errors in the
+ * data (and the transaction they leave to roll back), abort, 100 000 rows.
+ *
  * On a shared server the suite owns the tables named st_* and the
  * fx_migrations rows of components named st_*: it drops them before each
  * test. Child processes never call cmocka: they report through exit codes.
@@ -43,9 +47,9 @@ struct fixture {
 
 /* Dropped in this order before each test (children before parents). */
 static const char *const owned_tables[] = {
-    "st_child",   "st_defer", "st_uniq",     "st_types", "st_cache", "st_tx", "st_kv",
-    "st_changes", "st_m1",    "st_m2",       "st_f1",    "st_f2",    "st_f3", "st_d",
-    "st_o",       "st_two",   "st_race_log", "st_bulk",  "st_busy",
+    "st_child",   "st_defer", "st_uniq",     "st_types", "st_cache", "st_tx",   "st_kv",
+    "st_changes", "st_m1",    "st_m2",       "st_f1",    "st_f2",    "st_f3",   "st_d",
+    "st_o",       "st_two",   "st_race_log", "st_bulk",  "st_busy",  "st_copy",
 };
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -883,6 +887,420 @@ static void t_bulk_insert(void **state)
                   fx_store_dialect(f->s), N, (long long)ms, ms ? N * 1000.0 / (double)ms : 0.0);
 }
 
+/* ---- bulk load (copy) ------------------------------------------------------ */
+
+static struct fx_copy *copy_ok(struct fx_store *s, const char *table, const char *const *cols,
+                               size_t ncols)
+{
+    struct fx_copy *c = NULL;
+    struct fx_err e;
+    fx_err_clear(&e);
+    int rc = fx_store_copy_begin(s, table, cols, ncols, &c, &e);
+    if (rc != 0)
+        print_error("copy begin failed: %s: %s\n", fx_errname(rc), e.reason);
+    assert_int_equal(rc, 0);
+    assert_non_null(c);
+    return c;
+}
+
+static int64_t copy_end_ok(struct fx_copy *c)
+{
+    int64_t rows = -1;
+    struct fx_err e;
+    fx_err_clear(&e);
+    int rc = fx_copy_end(c, &rows, &e);
+    if (rc != 0)
+        print_error("copy end failed: %s: %s\n", fx_errname(rc), e.reason);
+    assert_int_equal(rc, 0);
+    return rows;
+}
+
+/* Text that COPY's text format must escape, or could mistake for markers. */
+static const char *const copy_texts[] = {
+    "plain",
+    "",
+    "tab\there",
+    "line\nbreak",
+    "cr\rlf\r\n",
+    "back\\slash \\\\ \\t \\n",
+    "\\N",
+    "\\.",
+    "\t\n\\",
+    "h\xc3\xa9llo \xe2\x9c\x93 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
+    "quote ' and \" and , ; |",
+};
+#define NTEXTS (sizeof(copy_texts) / sizeof(copy_texts[0]))
+
+static const int64_t copy_ints[] = {0, 1, -1, 42, INT64_MAX, INT64_MIN, 1000000007};
+#define NINTS (sizeof(copy_ints) / sizeof(copy_ints[0]))
+
+/* Every value type round-trips, inside a transaction and on its own. */
+static void t_copy_types(void **state)
+{
+    struct fixture *f = *state;
+    exec_ok(f->s, "CREATE TABLE st_copy (k BIGINT NOT NULL, i BIGINT, s TEXT,"
+                  " d TEXT DEFAULT 'dflt')");
+    /* columns in another order than the table's, one left to its default */
+    static const char *const cols[] = {"s", "k", "i"};
+    size_t big_len = 3 * 256 * 1024 + 17; /* more than one write's worth */
+    char *big = fx_malloc(big_len);
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = "ab\tc\\d\ne\xc3\xa9"[i % 10];
+    if ((unsigned char)big[big_len - 1] == 0xc3) /* never end in half a character */
+        big[big_len - 1] = 'z';
+
+    assert_int_equal(fx_store_begin(f->s), 0);
+    struct fx_copy *c = copy_ok(f->s, "st_copy", cols, 3);
+    int64_t k = 0;
+    for (size_t t = 0; t < NTEXTS; t++) {
+        assert_int_equal(fx_copy_put_text(c, copy_texts[t], strlen(copy_texts[t])), 0);
+        assert_int_equal(fx_copy_put_int(c, ++k), 0);
+        assert_int_equal(fx_copy_put_int(c, copy_ints[t % NINTS]), 0);
+        assert_int_equal(fx_copy_end_row(c), 0);
+    }
+    /* NULLs in every nullable column; NULL pointer with length 0 is empty text */
+    assert_int_equal(fx_copy_put_null(c), 0);
+    assert_int_equal(fx_copy_put_int(c, ++k), 0);
+    assert_int_equal(fx_copy_put_null(c), 0);
+    assert_int_equal(fx_copy_end_row(c), 0);
+    assert_int_equal(fx_copy_put_text(c, NULL, 0), 0);
+    assert_int_equal(fx_copy_put_int(c, ++k), 0);
+    assert_int_equal(fx_copy_put_int(c, INT64_MIN), 0);
+    assert_int_equal(fx_copy_end_row(c), 0);
+    assert_int_equal(copy_end_ok(c), (int64_t)NTEXTS + 2);
+    assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_copy"), NTEXTS + 2); /* own writes */
+    assert_int_equal(fx_store_commit(f->s), 0);
+
+    /* Outside a transaction: the copy commits by itself. */
+    c = copy_ok(f->s, "st_copy", cols, 3);
+    assert_int_equal(fx_copy_put_text(c, big, big_len), 0);
+    assert_int_equal(fx_copy_put_int(c, 100), 0);
+    assert_int_equal(fx_copy_put_int(c, 7), 0);
+    assert_int_equal(fx_copy_end_row(c), 0);
+    assert_int_equal(copy_end_ok(c), 1);
+
+    struct fx_stmt *q = prep_ok(f->s, "SELECT k, i, s, d FROM st_copy ORDER BY k");
+    size_t len = 99;
+    for (size_t t = 0; t < NTEXTS; t++) {
+        assert_int_equal(fx_stmt_step(q), FX_STORE_ROW);
+        assert_int_equal(fx_stmt_int(q, 0), (int64_t)t + 1);
+        assert_true(fx_stmt_int(q, 1) == copy_ints[t % NINTS]);
+        const char *s = fx_stmt_text(q, 2, &len);
+        assert_non_null(s);
+        if (len != strlen(copy_texts[t]) || memcmp(s, copy_texts[t], len) != 0)
+            fail_msg("text %zu came back as \"%.*s\"", t, (int)len, s);
+        assert_string_equal(fx_stmt_text(q, 3, NULL), "dflt");
+    }
+    assert_int_equal(fx_stmt_step(q), FX_STORE_ROW);
+    assert_true(fx_stmt_is_null(q, 1));
+    assert_true(fx_stmt_is_null(q, 2)); /* NULL, not the text "\N" */
+    assert_int_equal(fx_stmt_step(q), FX_STORE_ROW);
+    assert_true(fx_stmt_int(q, 1) == INT64_MIN);
+    assert_false(fx_stmt_is_null(q, 2)); /* empty, not NULL */
+    assert_non_null(fx_stmt_text(q, 2, &len));
+    assert_int_equal(len, 0);
+    assert_int_equal(fx_stmt_step(q), FX_STORE_ROW);
+    assert_int_equal(fx_stmt_int(q, 0), 100);
+    const char *s = fx_stmt_text(q, 2, &len);
+    assert_int_equal(len, big_len);
+    assert_memory_equal(s, big, big_len);
+    assert_int_equal(fx_stmt_step(q), FX_STORE_DONE);
+    free(big);
+}
+
+/* Wrong use fails at once, names what is wrong, and nothing is kept. */
+static void t_copy_misuse(void **state)
+{
+    struct fixture *f = *state;
+    exec_ok(f->s, "CREATE TABLE st_copy (k BIGINT NOT NULL, i BIGINT, s TEXT)");
+    static const char *const cols[] = {"k", "s"};
+    struct fx_copy *c = (struct fx_copy *)1;
+    struct fx_err e;
+    fx_err_clear(&e);
+    assert_int_equal(fx_store_copy_begin(f->s, "st_copy; DROP TABLE x", cols, 2, &c, &e),
+                     FX_EINVAL);
+    assert_null(c);
+    assert_contains(e.reason, "identifier");
+    static const char *const bad_cols[] = {"k", "s)"};
+    assert_int_equal(fx_store_copy_begin(f->s, "st_copy", bad_cols, 2, &c, &e), FX_EINVAL);
+    assert_contains(e.reason, "column 2");
+    assert_int_equal(fx_store_copy_begin(f->s, "st_copy", cols, 0, &c, &e), FX_EINVAL);
+    assert_int_equal(fx_store_copy_begin(NULL, "st_copy", cols, 2, &c, &e), FX_EINVAL);
+    /* the engine refuses unknown tables and columns, naming them */
+    fx_err_clear(&e);
+    assert_true(fx_store_copy_begin(f->s, "st_nosuch", cols, 2, &c, &e) < 0);
+    assert_null(c);
+    assert_contains(e.reason, "st_nosuch");
+    static const char *const unknown_col[] = {"k", "nosuchcol"};
+    fx_err_clear(&e);
+    assert_true(fx_store_copy_begin(f->s, "st_copy", unknown_col, 2, &c, &e) < 0);
+    assert_contains(e.reason, "nosuchcol");
+
+    /* Too many fields in a row: that put fails, and so does everything after. */
+    c = copy_ok(f->s, "st_copy", cols, 2);
+    assert_int_equal(fx_copy_put_int(c, 1), 0);
+    assert_int_equal(fx_copy_put_text(c, "a", 1), 0);
+    assert_int_equal(fx_copy_end_row(c), 0);
+    assert_int_equal(fx_copy_put_int(c, 2), 0);
+    assert_int_equal(fx_copy_put_text(c, "b", 1), 0);
+    assert_int_equal(fx_copy_put_null(c), FX_EINVAL);
+    assert_int_equal(fx_copy_end_row(c), FX_EINVAL);
+    assert_int_equal(fx_copy_put_int(c, 3), FX_EINVAL);
+    fx_err_clear(&e);
+    assert_int_equal(fx_copy_end(c, NULL, &e), FX_EINVAL);
+    assert_contains(e.reason, "st_copy");
+    assert_contains(e.reason, "row 2");
+    assert_contains(e.reason, "fields");
+    assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_copy"), 0); /* not even row 1 */
+
+    /* Too few fields. */
+    c = copy_ok(f->s, "st_copy", cols, 2);
+    assert_int_equal(fx_copy_put_int(c, 1), 0);
+    assert_int_equal(fx_copy_end_row(c), FX_EINVAL);
+    fx_err_clear(&e);
+    assert_int_equal(fx_copy_end(c, NULL, &e), FX_EINVAL);
+    assert_contains(e.reason, "row 1 has 1 fields, not 2");
+    /* A row left open at the end. */
+    c = copy_ok(f->s, "st_copy", cols, 2);
+    assert_int_equal(fx_copy_put_int(c, 1), 0);
+    fx_err_clear(&e);
+    assert_int_equal(fx_copy_end(c, NULL, &e), FX_EINVAL);
+    assert_contains(e.reason, "not ended");
+    /* Text at NULL with a length. */
+    c = copy_ok(f->s, "st_copy", cols, 2);
+    assert_int_equal(fx_copy_put_int(c, 1), 0);
+    assert_int_equal(fx_copy_put_text(c, NULL, 3), FX_EINVAL);
+    fx_copy_abort(c);
+    assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_copy"), 0);
+
+    /* NULL handles. */
+    assert_int_equal(fx_copy_put_int(NULL, 1), FX_EINVAL);
+    assert_int_equal(fx_copy_put_text(NULL, "a", 1), FX_EINVAL);
+    assert_int_equal(fx_copy_put_null(NULL), FX_EINVAL);
+    assert_int_equal(fx_copy_end_row(NULL), FX_EINVAL);
+    assert_int_equal(fx_copy_end(NULL, NULL, NULL), FX_EINVAL);
+    fx_copy_abort(NULL);
+    /* and the connection still works */
+    exec_ok(f->s, "INSERT INTO st_copy (k) VALUES (5)");
+    assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_copy"), 1);
+}
+
+/* Put rows (k, s) until a call fails; returns how many rows were ended. */
+static int copy_rows(struct fx_copy *c, int from, int n, int null_at)
+{
+    for (int i = 0; i < n; i++) {
+        char s[32];
+        int len = snprintf(s, sizeof(s), "row %d", from + i);
+        int rc = from + i == null_at ? fx_copy_put_null(c) : fx_copy_put_int(c, from + i);
+        if (rc == 0)
+            rc = fx_copy_put_text(c, s, (size_t)len);
+        if (rc == 0)
+            rc = fx_copy_end_row(c);
+        if (rc != 0)
+            return i;
+    }
+    return n;
+}
+
+/* A row the engine refuses fails the copy, with the engine's reason; the
+ * transaction then rolls back cleanly and the connection goes on. */
+static void t_copy_failure(void **state)
+{
+    struct fixture *f = *state;
+    exec_ok(f->s, "CREATE TABLE st_copy (k BIGINT NOT NULL, s TEXT)");
+    static const char *const cols[] = {"k", "s"};
+    struct fx_err e;
+
+    /* NOT NULL violation in row 500 of 1000, inside a transaction. */
+    assert_int_equal(fx_store_begin(f->s), 0);
+    exec_ok(f->s, "INSERT INTO st_copy (k, s) VALUES (-1, 'before the copy')");
+    struct fx_copy *c = copy_ok(f->s, "st_copy", cols, 2);
+    int ended = copy_rows(c, 1, 1000, 500);
+    /* SQLite stops at the row; PostgreSQL takes them all and answers at the end */
+    assert_true(ended == 499 || ended == 1000);
+    fx_err_clear(&e);
+    int64_t rows = 7;
+    assert_int_equal(fx_copy_end(c, &rows, &e), FX_ECONSTRAINT);
+    assert_int_equal(rows, 0);
+    assert_int_equal(e.code, FX_ECONSTRAINT);
+    assert_contains(e.reason, "copy into st_copy");
+    assert_contains(e.reason, "null");
+    assert_contains(e.reason, "k");
+    assert_int_equal(fx_store_rollback(f->s), 0);
+    assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_copy"), 0);
+
+    /* The same outside a transaction: nothing is kept. */
+    c = copy_ok(f->s, "st_copy", cols, 2);
+    copy_rows(c, 1, 10, 3);
+    assert_int_equal(fx_copy_end(c, NULL, &e), FX_ECONSTRAINT);
+    assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_copy"), 0);
+
+    /* Text into a BIGINT column: PostgreSQL checks types; SQLite stores the
+     * text as is (see docs/backends.md), so this part is PostgreSQL's. */
+    if (!is_sqlite(f->s)) {
+        static const char *const rcols[] = {"s", "k"};
+        assert_int_equal(fx_store_begin(f->s), 0);
+        c = copy_ok(f->s, "st_copy", rcols, 2);
+        for (int i = 1; i <= 5; i++) {
+            assert_int_equal(fx_copy_put_text(c, "x", 1), 0);
+            if (i == 3)
+                assert_int_equal(fx_copy_put_text(c, "abc", 3), 0);
+            else
+                assert_int_equal(fx_copy_put_int(c, i), 0);
+            assert_int_equal(fx_copy_end_row(c), 0);
+        }
+        fx_err_clear(&e);
+        assert_int_equal(fx_copy_end(c, NULL, &e), FX_ESTORE);
+        assert_contains(e.reason, "copy into st_copy");
+        assert_contains(e.reason, "bigint");
+        assert_contains(e.reason, "abc");
+        assert_contains(e.reason, "line 3"); /* where: the row, and the column */
+        assert_contains(e.reason, "column k");
+        assert_contains(fx_store_errmsg(f->s), "bigint");
+        /* the transaction is failed: statements are refused until the rollback */
+        struct fx_stmt *st = prep_ok(f->s, "SELECT COUNT(*) FROM st_copy");
+        assert_true(fx_stmt_step(st) < 0);
+        fx_stmt_reset(st);
+        assert_int_equal(fx_store_rollback(f->s), 0);
+        assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_copy"), 0);
+
+        /* a bad row early in a long copy (many writes after it): still the
+         * server's reason and the row, at the end */
+        c = copy_ok(f->s, "st_copy", rcols, 2);
+        for (int i = 1; i <= 50000; i++) {
+            assert_int_equal(fx_copy_put_text(c, "filler text of the row", 22), 0);
+            if (i == 3)
+                assert_int_equal(fx_copy_put_text(c, "abc", 3), 0);
+            else
+                assert_int_equal(fx_copy_put_int(c, i), 0);
+            assert_int_equal(fx_copy_end_row(c), 0);
+        }
+        fx_err_clear(&e);
+        assert_int_equal(fx_copy_end(c, NULL, &e), FX_ESTORE);
+        assert_contains(e.reason, "bigint");
+        assert_contains(e.reason, "line 3");
+        assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_copy"), 0);
+
+        /* text with a NUL byte cannot go into PostgreSQL text */
+        c = copy_ok(f->s, "st_copy", cols, 2);
+        assert_int_equal(fx_copy_put_int(c, 1), 0);
+        assert_int_equal(fx_copy_put_text(c, "a\0b", 3), FX_EINVAL);
+        assert_int_equal(fx_copy_end(c, NULL, &e), FX_EINVAL);
+        assert_contains(e.reason, "NUL");
+    }
+
+    /* The connection goes on. */
+    c = copy_ok(f->s, "st_copy", cols, 2);
+    assert_int_equal(copy_rows(c, 1, 3, 0), 3);
+    assert_int_equal(copy_end_ok(c), 3);
+    assert_int_equal(scalar(f->s, "SELECT SUM(k) FROM st_copy"), 6);
+}
+
+/* Abort keeps nothing; on PostgreSQL the connection serves the copy alone. */
+static void t_copy_abort(void **state)
+{
+    struct fixture *f = *state;
+    exec_ok(f->s, "CREATE TABLE st_copy (k BIGINT NOT NULL, s TEXT)");
+    static const char *const cols[] = {"k", "s"};
+
+    /* Outside a transaction: nothing is written. */
+    struct fx_copy *c = copy_ok(f->s, "st_copy", cols, 2);
+    assert_int_equal(copy_rows(c, 1, 100, 0), 100);
+    fx_copy_abort(c);
+    assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_copy"), 0);
+
+    /* Inside one: the caller rolls back, earlier writes go with it. */
+    assert_int_equal(fx_store_begin(f->s), 0);
+    exec_ok(f->s, "INSERT INTO st_copy (k, s) VALUES (-1, 'x')");
+    c = copy_ok(f->s, "st_copy", cols, 2);
+    assert_int_equal(copy_rows(c, 1, 100, 0), 100);
+    fx_copy_abort(c);
+    assert_int_equal(fx_store_rollback(f->s), 0);
+    assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_copy"), 0);
+
+    /* Two copies in one transaction, then a commit. */
+    assert_int_equal(fx_store_begin(f->s), 0);
+    c = copy_ok(f->s, "st_copy", cols, 2);
+    assert_int_equal(copy_rows(c, 1, 10, 0), 10);
+    assert_int_equal(copy_end_ok(c), 10);
+    c = copy_ok(f->s, "st_copy", cols, 2);
+    assert_int_equal(copy_rows(c, 11, 10, 0), 10);
+    assert_int_equal(copy_end_ok(c), 10);
+    assert_int_equal(fx_store_commit(f->s), 0);
+    assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_copy"), 20);
+
+    if (!is_sqlite(f->s)) {
+        struct fx_err e;
+        c = copy_ok(f->s, "st_copy", cols, 2);
+        assert_int_equal(copy_rows(c, 100, 5, 0), 5);
+        /* anything else on the connection is refused, naming the copy */
+        fx_err_clear(&e);
+        assert_int_equal(fx_store_exec(f->s, "SELECT 1", &e), FX_EINVAL);
+        assert_contains(e.reason, "COPY into st_copy");
+        struct fx_stmt *st = NULL;
+        assert_int_equal(fx_store_prepare(f->s, "SELECT 2", &st, &e), FX_EINVAL);
+        struct fx_copy *c2 = NULL;
+        assert_int_equal(fx_store_copy_begin(f->s, "st_copy", cols, 2, &c2, &e), FX_EINVAL);
+        assert_int_equal(fx_store_begin(f->s), FX_EINVAL);
+        /* the copy is still good after those refusals */
+        assert_int_equal(copy_end_ok(c), 5);
+        assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_copy"), 25);
+
+        /* a rollback while a copy is open ends it as failed */
+        assert_int_equal(fx_store_begin(f->s), 0);
+        c = copy_ok(f->s, "st_copy", cols, 2);
+        assert_int_equal(copy_rows(c, 200, 5, 0), 5);
+        assert_int_equal(fx_store_rollback(f->s), 0);
+        assert_int_equal(fx_copy_put_int(c, 1), FX_ESTORE);
+        fx_err_clear(&e);
+        assert_int_equal(fx_copy_end(c, NULL, &e), FX_ESTORE);
+        assert_contains(e.reason, "rolled back");
+        /* and a commit with one open fails and rolls back */
+        assert_int_equal(fx_store_begin(f->s), 0);
+        c = copy_ok(f->s, "st_copy", cols, 2);
+        assert_int_equal(copy_rows(c, 300, 5, 0), 5);
+        assert_int_equal(fx_store_commit(f->s), FX_EINVAL);
+        assert_contains(fx_store_errmsg(f->s), "COPY into st_copy");
+        fx_copy_abort(c);
+        assert_int_equal(fx_store_rollback(f->s), 0);
+        assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_copy"), 25);
+    }
+}
+
+/* Prints throughput only; no timing assertion. */
+static void t_copy_bulk(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 100000 };
+    exec_ok(f->s, "CREATE TABLE st_bulk (a BIGINT, b TEXT, c BIGINT, d BIGINT, e TEXT)");
+    static const char *const cols[] = {"a", "b", "c", "d", "e"};
+    int64_t t0 = fx_mono_ms();
+    assert_int_equal(fx_store_begin(f->s), 0);
+    struct fx_copy *c = copy_ok(f->s, "st_bulk", cols, 5);
+    char b[32];
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(b, sizeof(b), "name-%d", i);
+        if (fx_copy_put_int(c, i) || fx_copy_put_text(c, b, (size_t)n) ||
+            (i % 10 ? fx_copy_put_int(c, i / 2) : fx_copy_put_null(c)) ||
+            fx_copy_put_int(c, (int64_t)i * 7) || fx_copy_put_text(c, "constant\ttext", 13) ||
+            fx_copy_end_row(c))
+            fail_msg("copy row %d failed", i);
+    }
+    assert_int_equal(copy_end_ok(c), N);
+    assert_int_equal(fx_store_commit(f->s), 0);
+    int64_t ms = fx_mono_ms() - t0;
+    assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_bulk"), N);
+    assert_int_equal(scalar(f->s, "SELECT COUNT(*) FROM st_bulk WHERE c IS NULL"), N / 10);
+    assert_int_equal(scalar(f->s, "SELECT SUM(a) FROM st_bulk"), (int64_t)N * (N - 1) / 2);
+    struct fx_stmt *st = prep_ok(f->s, "SELECT COUNT(*) FROM st_bulk WHERE e = ?");
+    assert_int_equal(fx_stmt_bind_text(st, 1, "constant\ttext", 13), 0);
+    assert_int_equal(fx_stmt_step(st), FX_STORE_ROW);
+    assert_int_equal(fx_stmt_int(st, 0), N);
+    fx_stmt_reset(st);
+    print_message("    [%s] copy: %d rows in %lld ms (%.0f rows/s)\n", fx_store_dialect(f->s), N,
+                  (long long)ms, ms ? N * 1000.0 / (double)ms : 0.0);
+}
+
 /* ---- SQLite only ----------------------------------------------------------- */
 
 static void s_memory(void **state)
@@ -1113,7 +1531,12 @@ static void s_begin_waits(void **state)
         cmocka_unit_test_prestate_setup_teardown(t_migration_validation, setup, teardown, be),     \
         cmocka_unit_test_prestate_setup_teardown(t_two_connections, setup, teardown, be),          \
         cmocka_unit_test_prestate_setup_teardown(t_concurrent_migrate, setup, teardown, be),       \
-        cmocka_unit_test_prestate_setup_teardown(t_bulk_insert, setup, teardown, be)
+        cmocka_unit_test_prestate_setup_teardown(t_bulk_insert, setup, teardown, be),              \
+        cmocka_unit_test_prestate_setup_teardown(t_copy_types, setup, teardown, be),               \
+        cmocka_unit_test_prestate_setup_teardown(t_copy_misuse, setup, teardown, be),              \
+        cmocka_unit_test_prestate_setup_teardown(t_copy_failure, setup, teardown, be),             \
+        cmocka_unit_test_prestate_setup_teardown(t_copy_abort, setup, teardown, be),               \
+        cmocka_unit_test_prestate_setup_teardown(t_copy_bulk, setup, teardown, be)
 
 int main(void)
 {
