@@ -77,9 +77,11 @@ static int run_until_signal(struct cli *cli, unsigned mask, const char *what)
         fx_http_stop(http, 0);
         return 1;
     }
+    char db_shown[512], bus_shown[512]; /* never the passwords in the URLs */
+    fx_url_redact(cli->rt.db_url, db_shown, sizeof(db_shown));
+    fx_url_redact(cli->rt.bus_url, bus_shown, sizeof(bus_shown));
     fx_log_info("fluxo", "%s running on %s (store %s, bus %s%s%s); Ctrl-C or SIGTERM stops", what,
-                cli->rt.data_dir, cli->rt.db_url, cli->rt.bus_url,
-                (mask & FX_SVC_WATCH) ? ", inbox " : "",
+                cli->rt.data_dir, db_shown, bus_shown, (mask & FX_SVC_WATCH) ? ", inbox " : "",
                 (mask & FX_SVC_WATCH) ? cli->rt.inbox : "");
     /* systemd (Type=notify): ready now; the watchdog is fed while the main
      * loop runs (sd_* calls are no-ops without NOTIFY_SOCKET) */

@@ -45,6 +45,11 @@ int fx_sha256_file(const char *path, char out[65]);
 /* 64-bit FNV-1a, for in-memory hash tables. */
 uint64_t fx_hash64(const void *data, size_t len);
 
+/* A URL fit for logs: the password of user:password@ becomes "***" and a query
+ * string (which may hold credentials: sasl.password=...) becomes "?...".
+ * Always NUL-terminated; truncated to cap - 1 bytes. */
+void fx_url_redact(const char *url, char *out, size_t cap);
+
 /* mkdir -p; returns 0 or FX_EIO. */
 int fx_mkdirs(const char *path);
 

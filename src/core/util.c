@@ -2,6 +2,7 @@
 /* Clocks, UUIDv7, traceparent, hashing (libsodium) and file helpers. */
 #include "fluxo/util.h"
 #include "fluxo/error.h"
+#include "fluxo/mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -239,4 +240,34 @@ int fx_mkdirs(const char *path)
         }
     }
     return 0;
+}
+
+void fx_url_redact(const char *url, char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    out[0] = '\0';
+    if (!url)
+        return;
+    struct fx_buf b;
+    fx_buf_init(&b, 0);
+    const char *auth = strstr(url, "://");
+    const char *start = auth ? auth + 3 : url;
+    const char *end = start + strcspn(start, "/?#");
+    const char *at = NULL;
+    for (const char *p = start; p < end; p++)
+        if (*p == '@')
+            at = p;
+    const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
+    if (colon) {
+        fx_buf_append(&b, url, (size_t)(colon - url) + 1);
+        fx_buf_puts(&b, "***");
+        url = at;
+    }
+    const char *q = strchr(url, '?');
+    fx_buf_append(&b, url, q ? (size_t)(q - url) : strlen(url));
+    if (q)
+        fx_buf_puts(&b, "?...");
+    snprintf(out, cap, "%s", b.data ? b.data : "");
+    fx_buf_cleanup(&b);
 }
