@@ -121,8 +121,9 @@ struct api_row {
     int64_t key[2], content[2];
     int by_content, distinct_content;
     long record, line;
-    size_t off, len; /* rendered chunk row in frag */
-    int dropped;     /* writer: duplicate */
+    size_t off, len; /* rendered chunk row in frag (or frags[frag - 1]) */
+    size_t frag;
+    int dropped; /* writer: duplicate */
 };
 
 struct fx_api_req {
@@ -141,6 +142,8 @@ struct fx_api_req {
     struct fx_binding *last_bind; /* its (cached, shared) binding */
     size_t last_n;
     struct fx_buf frag; /* rendered accepted rows */
+    char **frags;       /* rendered rows of merged slices, kept as they are */
+    size_t nfrags, capfrags;
     struct api_row *rows;
     size_t nrows, caprows;
     struct fx_api_issue *issues;
@@ -195,6 +198,9 @@ void fx_api_req_free(struct fx_api_req *r)
     fx_issues_cleanup(&r->iss);
     fx_buf_cleanup(&r->sig);
     fx_buf_cleanup(&r->frag);
+    for (size_t i = 0; i < r->nfrags; i++)
+        free(r->frags[i]);
+    free(r->frags);
     free(r->raw);
     free(r->rows);
     free(r->issues);
@@ -488,6 +494,24 @@ static void slice_run(struct slice *sl)
     fx_buf_init(&sub->frag, 0);
     slice_apply(sl, sub);
     sl->sub = sub;
+    /* the records were copied into sub's rows: their text can go now */
+    fx_buf_cleanup(&sl->text);
+    free(sl->cells);
+    free(sl->recs);
+    sl->cells = NULL;
+    sl->recs = NULL;
+}
+
+/* Run a slice just taken off the queue (pool.mu held on entry and on return). */
+static void run_taken(struct slice *sl)
+{
+    sl->state = 2;
+    pthread_mutex_unlock(&pool.mu);
+    slice_run(sl);
+    pthread_mutex_lock(&pool.mu);
+    sl->state = 3;
+    sl->owner->nqueued_slices--;
+    pthread_cond_broadcast(&pool.done);
 }
 
 static void *pool_main(void *arg)
@@ -501,13 +525,7 @@ static void *pool_main(void *arg)
         pool.head = sl->qnext;
         if (!pool.head)
             pool.tail = NULL;
-        sl->state = 2;
-        pthread_mutex_unlock(&pool.mu);
-        slice_run(sl);
-        pthread_mutex_lock(&pool.mu);
-        sl->state = 3;
-        sl->owner->nqueued_slices--;
-        pthread_cond_broadcast(&pool.done);
+        run_taken(sl);
     }
     return NULL;
 }
@@ -546,13 +564,7 @@ static int pool_help(struct fx_api_req *r)
     *pp = sl->qnext;
     if (pool.tail == sl)
         pool.tail = prev;
-    sl->state = 2;
-    pthread_mutex_unlock(&pool.mu);
-    slice_run(sl);
-    pthread_mutex_lock(&pool.mu);
-    sl->state = 3;
-    sl->owner->nqueued_slices--;
-    pthread_cond_broadcast(&pool.done);
+    run_taken(sl);
     pthread_mutex_unlock(&pool.mu);
     return 1;
 }
@@ -692,12 +704,19 @@ int fx_api_req_add_deferred(struct fx_api_req *r, const char *const *names,
     return 0;
 }
 
-/* Append sub's outcome to r (the records follow r's in body order). */
-static void merge_sub(struct fx_api_req *r, const struct fx_api_req *sub)
+/* Append sub's outcome to r (the records follow r's in body order); its
+ * rendered rows stay in its buffer, which r takes over (no copy). */
+static void merge_sub(struct fx_api_req *r, struct fx_api_req *sub)
 {
-    size_t off0 = r->frag.len, row0 = r->nrows;
-    if (sub->frag.len)
-        fx_buf_append(&r->frag, sub->frag.data, sub->frag.len);
+    size_t row0 = r->nrows, frag = 0;
+    if (sub->frag.len) {
+        if (r->nfrags == r->capfrags) {
+            r->capfrags = r->capfrags ? 2 * r->capfrags : 16;
+            r->frags = fx_realloc(r->frags, r->capfrags * sizeof(*r->frags));
+        }
+        r->frags[r->nfrags++] = fx_buf_take(&sub->frag);
+        frag = r->nfrags;
+    }
     if (r->nrows + sub->nrows > r->caprows) {
         while (r->nrows + sub->nrows > r->caprows)
             r->caprows = r->caprows ? 2 * r->caprows : 64;
@@ -705,7 +724,7 @@ static void merge_sub(struct fx_api_req *r, const struct fx_api_req *sub)
     }
     for (size_t i = 0; i < sub->nrows; i++) {
         r->rows[r->nrows] = sub->rows[i];
-        r->rows[r->nrows].off += off0;
+        r->rows[r->nrows].frag = frag;
         r->nrows++;
     }
     for (size_t i = 0; i < sub->nissues; i++) {
@@ -743,12 +762,9 @@ void fx_api_req_settle(struct fx_api_req *r)
     if (!r->slices)
         return;
     slices_wait(r);
-    size_t bytes = 0, rows = 0;
-    for (struct slice *sl = r->slices; sl; sl = sl->next) {
-        bytes += sl->sub->frag.len;
+    size_t rows = 0;
+    for (struct slice *sl = r->slices; sl; sl = sl->next)
         rows += sl->sub->nrows;
-    }
-    fx_buf_reserve(&r->frag, bytes);
     if (r->nrows + rows > r->caprows) {
         r->caprows = r->nrows + rows;
         r->rows = fx_realloc(r->rows, r->caprows * sizeof(*r->rows));
@@ -1145,7 +1161,8 @@ static int chunk_add(struct fx_api_writer *w, struct open_batch *ob, const struc
     ob->last_row = ar->record;
     if (ob->chunk_rows)
         fx_buf_putc(&ob->chunk, ',');
-    fx_buf_append(&ob->chunk, r->frag.data + ar->off, ar->len);
+    const char *base = ar->frag ? r->frags[ar->frag - 1] : r->frag.data;
+    fx_buf_append(&ob->chunk, base + ar->off, ar->len);
     ob->chunk_rows++;
     ob->rows++;
     if (ob->chunk_rows >= fx_pipeline_chunk_rows(ob->p))
