@@ -73,6 +73,13 @@ pandas_s=$SECS; pandas_rss=$RSS_MB
 # 7. the HTTP API (wrk and an NDJSON bulk POST)
 eval "$(bash bench/http.sh "$bin" "$out" | tail -2)"
 
+# 8. PostgreSQL (a private server; markdown printed by the script)
+PG_ROWS=${PG_ROWS:-$ROWS}
+pg_md=$(bash bench/pg.sh "$PG_ROWS" "$bin" "$out")
+
+# 9. services as processes over RabbitMQ (publisher confirms), PostgreSQL and SQLite stores
+amqp_md=$(FLUXO_BIN="$bin" bash bench/amqp.sh "$PG_ROWS")
+
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 mem=$(free -g | awk '/Mem:/{print $2}')
 {
@@ -109,6 +116,12 @@ mem=$(free -g | awk '/Mem:/{print $2}')
   echo "|---|---|---|---|---|"
   echo "| one JSON sale per POST, bearer token, validated and durably queued before the 202 | \`wrk -t2 -c64 -d15s -s bench/http_post.lua\` | ${http_rps} requests/s (${http_total} requests, ${http_bad} not 202; ${http_stored} rows stored) | p50 ${http_p50}, p99 ${http_p99} | ${http_rss_load} MB |"
   echo "| NDJSON bulk POST | \`curl --data-binary @${nd_rows}.ndjson\` | $(rate "$nd_acc" "$nd_s") rows/s (${nd_acc} rows in ${nd_s} s) | | ${http_rss} MB |"
+  echo
+  echo "$pg_md"
+  echo
+  echo "Services as separate processes over RabbitMQ (bench/amqp.sh):"
+  echo
+  echo "$amqp_md"
   echo
   echo "Fluxo's XLSX read + validate is $(python3 -c "print(f'{$pandas_s/$xcheck_s:.1f}')")× faster than pandas.read_excel alone on this file."
   echo
