@@ -767,8 +767,23 @@ static void keys_add(struct bulk *bk, const int64_t w[2])
         fx_buf_putc(&bk->hi, ',');
         fx_buf_putc(&bk->lo, ',');
     }
-    fx_buf_printf(&bk->hi, "%lld", (long long)w[0]);
-    fx_buf_printf(&bk->lo, "%lld", (long long)w[1]);
+    char num[24];
+    fx_buf_append(&bk->hi, num, fmt_int(num, w[0]));
+    fx_buf_append(&bk->lo, num, fmt_int(num, w[1]));
+}
+
+/* Close the two array literals and prepare sql (taking them as ?1 and ?2). */
+static int keys_stmt(struct job *j, const char *sql, struct fx_stmt **st, struct fx_err *err)
+{
+    struct bulk *bk = j->bulk;
+    fx_buf_putc(&bk->hi, '}');
+    fx_buf_putc(&bk->lo, '}');
+    int rc = prep(j->ig, sql, st, err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text_ref(*st, 1, bk->hi.data, bk->hi.len);
+    fx_stmt_bind_text_ref(*st, 2, bk->lo.data, bk->lo.len);
+    return 0;
 }
 
 static int cmp_refs(const void *a, const void *b)
@@ -798,17 +813,13 @@ static int seen_insert_block(struct job *j, struct keyref *refs, size_t n, const
         if (i == 0 || cmp_words(refs[i - 1].w, refs[i].w) != 0)
             keys_add(bk, refs[i].w);
     }
-    fx_buf_putc(&bk->hi, '}');
-    fx_buf_putc(&bk->lo, '}');
     struct fx_stmt *st;
-    int rc = prep(j->ig,
-                  "INSERT INTO seen(hi,lo) SELECT * FROM unnest(?::bigint[], ?::bigint[])"
-                  " ON CONFLICT DO NOTHING RETURNING hi, lo",
-                  &st, err);
+    int rc = keys_stmt(j,
+                       "INSERT INTO seen(hi,lo) SELECT * FROM unnest(?::bigint[], ?::bigint[])"
+                       " ON CONFLICT DO NOTHING RETURNING hi, lo",
+                       &st, err);
     if (rc)
         return rc;
-    fx_stmt_bind_text_ref(st, 1, bk->hi.data, bk->hi.len);
-    fx_stmt_bind_text_ref(st, 2, bk->lo.data, bk->lo.len);
     int64_t t0 = fx_mono_us();
     j->n_dedupe++;
     while ((rc = fx_stmt_step(st)) == FX_STORE_ROW) {
@@ -994,17 +1005,13 @@ static int flush_later_bulk(struct job *j, struct fx_err *err)
         for (size_t i = at; i < end; i++)
             if (i == at || cmp_words(j->later[i - 1], j->later[i]) != 0)
                 keys_add(bk, j->later[i]);
-        fx_buf_putc(&bk->hi, '}');
-        fx_buf_putc(&bk->lo, '}');
         struct fx_stmt *st;
-        int rc = prep(j->ig,
-                      "INSERT INTO seen(hi,lo) SELECT * FROM unnest(?::bigint[], ?::bigint[])"
-                      " ON CONFLICT DO NOTHING",
-                      &st, err);
+        int rc = keys_stmt(j,
+                           "INSERT INTO seen(hi,lo) SELECT * FROM unnest(?::bigint[], ?::bigint[])"
+                           " ON CONFLICT DO NOTHING",
+                           &st, err);
         if (rc)
             return rc;
-        fx_stmt_bind_text_ref(st, 1, bk->hi.data, bk->hi.len);
-        fx_stmt_bind_text_ref(st, 2, bk->lo.data, bk->lo.len);
         int64_t t0 = fx_mono_us();
         rc = fx_stmt_step(st);
         fx_stmt_reset(st);

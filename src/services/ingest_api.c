@@ -399,7 +399,6 @@ struct slice {
     size_t ncells, capcells;
     struct slice_rec *recs;
     size_t nrecs, caprecs;
-    int state; /* 0 filling, 1 queued, 2 running, 3 done */
     /* names of the last record (records of a body mostly share them: stored once) */
     size_t *last_names, nlast, caplast;
 };
@@ -505,11 +504,9 @@ static void slice_run(struct slice *sl)
 /* Run a slice just taken off the queue (pool.mu held on entry and on return). */
 static void run_taken(struct slice *sl)
 {
-    sl->state = 2;
     pthread_mutex_unlock(&pool.mu);
     slice_run(sl);
     pthread_mutex_lock(&pool.mu);
-    sl->state = 3;
     sl->owner->nqueued_slices--;
     pthread_cond_broadcast(&pool.done);
 }
@@ -573,7 +570,6 @@ static void slice_queue(struct fx_api_req *r, struct slice *sl)
 {
     pthread_once(&pool.once, pool_start);
     pthread_mutex_lock(&pool.mu);
-    sl->state = 1;
     sl->qnext = NULL;
     if (pool.tail)
         pool.tail->qnext = sl;
@@ -752,7 +748,6 @@ void fx_api_req_settle(struct fx_api_req *r)
         struct slice *sl = r->cur;
         r->cur = NULL;
         slice_run(sl);
-        sl->state = 3;
         if (r->last_slice)
             r->last_slice->next = sl;
         else

@@ -940,13 +940,19 @@ static void copy_into(struct param *p, const char *s, size_t len)
     p->buf[len] = '\0';
 }
 
-static int pg_bind_text(struct fx_stmt *base, int idx, const char *s, size_t len)
+/* The parameter idx for text s (checked), or NULL with *rc set. */
+static struct param *text_param(struct fx_stmt *base, int idx, const char *s, size_t len, int *rc)
 {
     struct param *p = param_at(STMT(base), idx);
+    *rc = p ? check_text(STMT(base), s, len) : FX_EINVAL;
+    return *rc < 0 ? NULL : p;
+}
+
+static int pg_bind_text(struct fx_stmt *base, int idx, const char *s, size_t len)
+{
+    int rc;
+    struct param *p = text_param(base, idx, s, len, &rc);
     if (!p)
-        return FX_EINVAL;
-    int rc = check_text(STMT(base), s, len);
-    if (rc < 0)
         return rc;
     copy_into(p, s, len);
     p->kind = P_TEXT;
@@ -956,11 +962,9 @@ static int pg_bind_text(struct fx_stmt *base, int idx, const char *s, size_t len
 
 static int pg_bind_text_ref(struct fx_stmt *base, int idx, const char *s, size_t len)
 {
-    struct param *p = param_at(STMT(base), idx);
+    int rc;
+    struct param *p = text_param(base, idx, s, len, &rc);
     if (!p)
-        return FX_EINVAL;
-    int rc = check_text(STMT(base), s, len);
-    if (rc < 0)
         return rc;
     p->kind = P_REF;
     p->ref = s ? s : "";
