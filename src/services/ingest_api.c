@@ -869,6 +869,10 @@ struct fx_api_writer {
     int64_t (*pend)[2];
     size_t npend, cappend; /* open addressing, cappend a power of two */
     int64_t pend_since;
+    /* the pass being written: fq[0..fq_done) are in `seen`, fq[fq_done..
+     * fq_next) were written by the open transaction, sorted */
+    int64_t (*fq)[2];
+    size_t fq_n, fq_cap, fq_done, fq_next, fq_slice;
     int64_t (*group_keys)[2]; /* keys taken by the group being written */
     size_t ngroup, capgroup;
     _Atomic uint64_t st_filtered, st_looked_up; /* new keys the filter proved; lookups */
@@ -1191,15 +1195,26 @@ static struct open_batch *batch_for(struct fx_api_writer *w, const struct fx_pip
  * it comes dirties a random page per key, and at tens of thousands of
  * requests a second those page writes were most of the commit cost. So the
  * writer tests a key against `seen` (a read: cached pages) and against the
- * keys it took but has not written yet, keeps new keys in memory, and writes
- * them sorted (neighbours share pages) every PEND_MS or PEND_MAX keys,
- * inside a group's transaction. After a crash the keys of the last second
- * may be missing from `seen`: a re-sent row of that second is then taken
- * again at ingest, and the normalized tables' unique dedupe id still keeps
- * it from being applied twice.
+ * keys it took but has not written yet, and keeps new keys in memory (`pend`).
+ *
+ * Every PEND_MS (or PEND_MAX keys) the pending keys become a pass: sorted
+ * into `fq`, they are written in index order, a slice of them in each of the
+ * following groups' transactions. Sorted keys share pages, so a pass dirties
+ * each page of the index at most once, however many keys land on it; written
+ * in slices, no group waits for a whole pass. (Written as one transaction
+ * every 250 ms, the keys held the writer for 10-35 ms each time, growing with
+ * the table: the requests queued behind it made most of the p99 latency.)
+ * When the writer is idle, the rest of a pass is written at once.
+ *
+ * After a crash the keys of the last seconds may be missing from `seen`: a
+ * re-sent row of those seconds is then taken again at ingest, and the
+ * normalized tables' unique dedupe id still keeps it from being applied
+ * twice.
  */
 #define PEND_MAX 65536
-#define PEND_MS 250
+#define PEND_MS 1000
+#define PASS_SLICES 64 /* a pass is written over about this many groups */
+#define PASS_MIN 256   /* keys per slice at least */
 
 static size_t pend_slot(const struct fx_api_writer *w, const int64_t k[2])
 {
@@ -1276,20 +1291,10 @@ static int cmp_key(const void *a, const void *b)
     return x[1] < y[1] ? -1 : x[1] > y[1];
 }
 
-/* Write the pending keys in index order (inside the caller's transaction). */
-static int pend_flush(struct fx_api_writer *w, struct fx_err *err)
+/* Write sorted keys into `seen` (inside the caller's transaction). */
+static int keys_write(struct fx_api_writer *w, const int64_t (*keys)[2], size_t n,
+                      struct fx_err *err)
 {
-    if (!w->npend)
-        return 0;
-    size_t n = 0;
-    for (size_t i = 0; i < w->cappend; i++)
-        if (w->pend[i][0] || w->pend[i][1]) {
-            w->pend[n][0] = w->pend[i][0];
-            w->pend[n][1] = w->pend[i][1];
-            n++;
-        }
-    qsort(w->pend, n, sizeof(*w->pend), cmp_key);
-    sf_check(w);
     int64_t gen0 = 0;
     if (w->sf_enabled && read_int(w->ig->db, "SELECT gen FROM seen_gen", &gen0) != 0)
         w->sf_valid = 0;
@@ -1297,8 +1302,8 @@ static int pend_flush(struct fx_api_writer *w, struct fx_err *err)
     int rc = fx_store_prepare(
         w->ig->db, "INSERT INTO seen(hi,lo) VALUES(?,?) ON CONFLICT DO NOTHING", &st, err);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        fx_stmt_bind_int(st, 1, w->pend[i][0]);
-        fx_stmt_bind_int(st, 2, w->pend[i][1]);
+        fx_stmt_bind_int(st, 1, keys[i][0]);
+        fx_stmt_bind_int(st, 2, keys[i][1]);
         int s = fx_stmt_step(st);
         fx_stmt_reset(st);
         if (s < 0)
@@ -1308,7 +1313,33 @@ static int pend_flush(struct fx_api_writer *w, struct fx_err *err)
         (rc = fx_store_exec(w->ig->db, "UPDATE seen_gen SET gen = gen + 1", err)))
         fx_err_set(err, rc, "cannot record dedupe keys: %s", fx_store_errmsg(w->ig->db));
     if (rc == 0)
-        sf_own(w, gen0, (const int64_t(*)[2])w->pend, n);
+        sf_own(w, gen0, keys, n);
+    return rc;
+}
+
+/* The pending keys, compacted to the front of the table and sorted. */
+static size_t pend_sorted(struct fx_api_writer *w)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < w->cappend; i++)
+        if (w->pend[i][0] || w->pend[i][1]) {
+            w->pend[n][0] = w->pend[i][0];
+            w->pend[n][1] = w->pend[i][1];
+            n++;
+        }
+    qsort(w->pend, n, sizeof(*w->pend), cmp_key);
+    return n;
+}
+
+/* Write all pending keys in index order (inside the caller's transaction):
+ * at stop, where nothing may stay behind. */
+static int pend_flush(struct fx_api_writer *w, struct fx_err *err)
+{
+    if (!w->npend)
+        return 0;
+    size_t n = pend_sorted(w);
+    sf_check(w);
+    int rc = keys_write(w, (const int64_t(*)[2])w->pend, n, err);
     /* the table is rebuilt empty either way: on failure the group rolls back
      * and its requests fail, and keys of committed groups are still in the
      * store's `seen` only if this succeeded -- so keep them on failure */
@@ -1328,10 +1359,64 @@ static int pend_flush(struct fx_api_writer *w, struct fx_err *err)
     return rc;
 }
 
+/* Is the key in the pass (written or not)? */
+static int fq_has(const struct fx_api_writer *w, const int64_t k[2])
+{
+    return w->fq_n && bsearch(k, w->fq, w->fq_n, sizeof(*w->fq), cmp_key) != NULL;
+}
+
+/* Between groups: when the pending keys are due and no pass runs, they
+ * become the next pass. */
+static void pass_start_due(struct fx_api_writer *w, int force)
+{
+    if (w->fq_n || !w->npend ||
+        (!force && w->npend < PEND_MAX && fx_mono_ms() - w->pend_since < PEND_MS))
+        return;
+    size_t n = pend_sorted(w);
+    if (n > w->fq_cap) {
+        free(w->fq);
+        w->fq_cap = n;
+        w->fq = fx_malloc(n * sizeof(*w->fq));
+    }
+    memcpy(w->fq, w->pend, n * sizeof(*w->fq));
+    w->fq_n = n;
+    w->fq_done = w->fq_next = 0;
+    w->fq_slice = n / PASS_SLICES > PASS_MIN ? n / PASS_SLICES : PASS_MIN;
+    memset(w->pend, 0, w->cappend * sizeof(*w->pend));
+    w->npend = 0;
+    w->ngroup = 0; /* keys of committed groups only: a later rollback keeps them */
+}
+
+/* Inside a transaction: write the next `max` keys of the pass. */
+static int pass_write(struct fx_api_writer *w, size_t max, struct fx_err *err)
+{
+    size_t m = w->fq_n - w->fq_next;
+    if (m > max)
+        m = max;
+    if (!m)
+        return 0;
+    int rc = keys_write(w, (const int64_t(*)[2])(w->fq + w->fq_next), m, err);
+    if (rc == 0)
+        w->fq_next += m;
+    return rc;
+}
+
+/* After the transaction: keep what it wrote, or forget it on rollback. */
+static void pass_end(struct fx_api_writer *w, int committed)
+{
+    if (!committed) {
+        w->fq_next = w->fq_done;
+        return;
+    }
+    w->fq_done = w->fq_next;
+    if (w->fq_done == w->fq_n)
+        w->fq_n = w->fq_done = w->fq_next = 0;
+}
+
 /* 1 = the key is new (taken), 0 = seen before, < 0 error. */
 static int seen_take(struct fx_api_writer *w, const int64_t k[2], struct fx_err *err)
 {
-    if (pend_has(w, k))
+    if (pend_has(w, k) || fq_has(w, k))
         return 0;
     if (w->sf_valid && !sf_maybe(&w->sf, k)) { /* certainly not in `seen` */
         atomic_fetch_add_explicit(&w->st_filtered, 1, memory_order_relaxed);
@@ -1564,21 +1649,28 @@ static void refresh_backlog(struct fx_api_writer *w)
     w->refreshed_ms = fx_mono_ms();
 }
 
-/* Write the keys held in memory when there are many or they are a second old,
- * in a transaction of their own. */
-static void pend_flush_due(struct fx_api_writer *w)
+/* The writer is idle: write the rest of the pass, and the pending keys when
+ * due, in a transaction of their own. */
+static void pass_finish_idle(struct fx_api_writer *w)
 {
-    if (!w->npend || (w->npend < PEND_MAX && fx_mono_ms() - w->pend_since < PEND_MS))
+    pass_start_due(w, 0);
+    if (!w->fq_n)
         return;
     struct fx_err err;
     fx_err_clear(&err);
-    w->ngroup = 0; /* these keys belong to committed groups: keep them on failure */
-    if (fx_store_begin(w->ig->db) != 0 || pend_flush(w, &err) != 0 ||
-        fx_store_commit(w->ig->db) != 0) {
+    int rc = fx_store_begin(w->ig->db);
+    if (rc == 0) {
+        sf_check(w);
+        rc = pass_write(w, SIZE_MAX, &err);
+    }
+    if (rc == 0)
+        rc = fx_store_commit(w->ig->db);
+    if (rc) {
         fx_store_rollback(w->ig->db);
         fx_log(FX_LOG_WARN, "api", NULL, "dedupe keys not written yet (will retry): %s",
                err.reason[0] ? err.reason : fx_store_errmsg(w->ig->db));
     }
+    pass_end(w, rc == 0);
 }
 
 /* A group rolled back: the keys it took were not stored with their rows. */
@@ -1629,13 +1721,14 @@ static void write_group(struct fx_api_writer *w, struct fx_api_req *list)
         if ((rc = chunk_flush(w, ob, now, &err)) || (rc = batch_save(w, ob, close, &err)))
             break;
     }
-    /* the keys go in a transaction of their own, after the requests are
-     * answered (a big request's keys would otherwise delay its own reply),
-     * except at stop, where nothing may stay behind */
+    /* a slice of the running pass of dedupe keys; at stop, everything */
+    if (rc == 0)
+        rc = pass_write(w, w->stop ? SIZE_MAX : w->fq_slice, &err);
     if (rc == 0 && w->stop)
         rc = pend_flush(w, &err);
     if (rc == 0 && (rc = fx_store_commit(w->ig->db)) != 0)
         fx_err_set(&err, rc, "cannot commit: %s", fx_store_errmsg(w->ig->db));
+    pass_end(w, rc == 0);
     if (rc) {
         fx_store_rollback(w->ig->db);
         pend_forget_group(w);
@@ -1676,7 +1769,7 @@ static void write_group(struct fx_api_writer *w, struct fx_api_req *list)
         list = next;
     }
     if (rc == 0)
-        pend_flush_due(w);
+        pass_start_due(w, 0);
 }
 
 static void *writer_main(void *arg)
@@ -1704,8 +1797,7 @@ static void *writer_main(void *arg)
                         idle_close = 1;
                 if (idle_close)
                     write_group(w, NULL);
-                else
-                    pend_flush_due(w);
+                pass_finish_idle(w);
                 pthread_mutex_lock(&w->mu);
             }
         }
@@ -1852,6 +1944,7 @@ void fx_api_writer_stop(struct fx_api_writer *w)
     free(w->sf_ownkeys);
     pthread_mutex_destroy(&w->sf_mu);
     free(w->pend);
+    free(w->fq);
     free(w->group_keys);
     fx_ingest_close(w->ig);
     pthread_mutex_destroy(&w->mu);

@@ -100,6 +100,7 @@ static void run_relay(struct fx_services *s)
     struct fx_bus *bus = NULL;
     int lock = -1;
     int interval = (int)fx_config_int(s->rt->cfg, "relay.interval_ms");
+    int64_t batch = fx_config_int(s->rt->cfg, "relay.batch");
     while (!s->stop) {
         if (lock < 0 && (lock = lock_file(s->rt, "relay.lock", LOCK_EX)) < 0) {
             backoff(s, 500); /* another process relays; take over if it goes away */
@@ -123,7 +124,12 @@ static void run_relay(struct fx_services *s)
         if (rc < 0) {
             fx_log_error("relay", "publish failed: %s", err.reason);
             backoff(s, 1000);
-        } else if (rc == 0) {
+        } else if (rc < batch) {
+            /* Nothing or a partial batch: wait for more. Polling again at
+             * once under a steady trickle of small chunks made a bus commit
+             * and an outbox commit per chunk, and every outbox commit makes
+             * the API writer's connection drop its page cache. A full batch
+             * means a backlog: go on at once. */
             backoff(s, interval);
         }
     }

@@ -3,7 +3,8 @@
  * The API writer (src/services/ingest_api.c) against a real SQLite ingest
  * store: requests validated, grouped, committed and answered; duplicates
  * found both in `seen` and among keys not yet written; idempotent replays and
- * conflicts; request status; keys written to `seen` at stop; chunks staged
+ * conflicts; request status; keys written to `seen` in sliced passes and at
+ * stop; chunks staged
  * with their outbox entries.
  */
 #include <setjmp.h>
@@ -371,6 +372,56 @@ static void test_dedupe_filter(void **state)
     fx_api_req_free(d);
 }
 
+/* Dedupe keys reach `seen` in passes: a second after they were taken,
+ * sorted, a slice in each following group. Under steady load (the writer
+ * never idle) the passes still complete; keys of a pass are found at every
+ * stage (re-sent rows are duplicates); at stop, every key is in `seen`. */
+static void test_keys_written_in_slices(void **state)
+{
+    struct env *e = *state;
+    enum { N = 1400 }; /* add_many: distinct sale times within one day */
+    struct fx_api_req *a = new_req(e);
+    add_many(a, "Lote", 200, N);
+    assert_int_equal(fx_api_req_result(submit_to(e->w, a))->accepted, N);
+    fx_api_req_free(a);
+    assert_int_equal(count(e, "SELECT count(*) FROM seen"), 0); /* held in memory */
+
+    /* 1.5 s of requests back to back: one new sale and 20 re-sent ones each */
+    int64_t t0 = fx_mono_ms();
+    int n = 0;
+    while (fx_mono_ms() - t0 < 1500) {
+        struct fx_api_req *b = new_req(e);
+        char nm[32], at[32];
+        int day = 250 + n / 1440; /* a new sale time each */
+        snprintf(nm, sizeof(nm), "Novo %d", n);
+        snprintf(at, sizeof(at), "2025-%02d-%02d %02d:%02d", 1 + day / 28, 1 + day % 28,
+                 n % 1440 / 60, n % 60);
+        add_sale(b, 1, nm, "1", at);
+        for (int i = 0; i < 20; i++) {
+            int k = (n * 37 + i * 71) % N;
+            char nome[32], when[32];
+            snprintf(nome, sizeof(nome), "Lote %d", k);
+            snprintf(when, sizeof(when), "2025-%02d-%02d %02d:%02d", 1 + 200 / 28, 1 + 200 % 28,
+                     k / 60 % 24, k % 60);
+            add_sale(b, i + 2, nome, "1", when);
+        }
+        submit_to(e->w, b);
+        assert_int_equal(fx_api_req_result(b)->accepted, 1);
+        assert_int_equal(fx_api_req_result(b)->duplicate, 20);
+        fx_api_req_free(b);
+        n++;
+    }
+    /* the first request's pass was written by those groups */
+    assert_true(count(e, "SELECT count(*) FROM seen") >= N);
+
+    /* stop writes the rest */
+    fx_api_writer_stop(e->w);
+    e->w = NULL;
+    /* each sale's key, and the content key (all but the time) they share */
+    assert_int_equal(count(e, "SELECT count(*) FROM seen"), N + n + 1);
+    assert_int_equal(count(e, "SELECT sum(nrows) FROM staging"), N + n);
+}
+
 /* Records with other keys than the one before them are bound anew (the
  * binding of the previous record is reused only for the very same keys). */
 static void test_changing_keys(void **state)
@@ -571,6 +622,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dedupe_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slices_equal_sequential, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changing_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_written_in_slices, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
