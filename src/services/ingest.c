@@ -154,6 +154,29 @@ static const struct fx_migration ingest_migrations[] = {
      "CREATE TABLE seen_gen (gen BIGINT NOT NULL);"
      "INSERT INTO seen_gen VALUES (0);",
      NULL, NULL},
+    /* Every API request writes a row here. The UNIQUE column put an entry
+     * into an index for every request, most of them NULL (no
+     * Idempotency-Key); on SQLite the text primary key was a second B-tree
+     * beside the rowid table. Now one B-tree on SQLite (the row in its
+     * primary key, uuid7: appended in order) and a partial index of the
+     * idempotency keys that exist. */
+    {5, "API requests: partial index of idempotency keys; one B-tree on SQLite", NULL,
+     "CREATE TABLE api_requests_v5 ("
+     " correlation_id TEXT PRIMARY KEY, batch_id TEXT NOT NULL REFERENCES batches(id),"
+     " pipeline TEXT NOT NULL, idem_key TEXT, body_hash TEXT, traceparent TEXT,"
+     " received INTEGER NOT NULL, accepted INTEGER NOT NULL, rejected INTEGER NOT NULL,"
+     " duplicate INTEGER NOT NULL, warnings INTEGER NOT NULL, possible_dup INTEGER NOT NULL,"
+     " created_at TEXT NOT NULL) WITHOUT ROWID;"
+     "INSERT INTO api_requests_v5 SELECT correlation_id, batch_id, pipeline, idem_key,"
+     " body_hash, traceparent, received, accepted, rejected, duplicate, warnings,"
+     " possible_dup, created_at FROM api_requests;"
+     "DROP TABLE api_requests;"
+     "ALTER TABLE api_requests_v5 RENAME TO api_requests;"
+     "CREATE UNIQUE INDEX api_requests_idem ON api_requests(idem_key)"
+     " WHERE idem_key IS NOT NULL;",
+     "ALTER TABLE api_requests DROP CONSTRAINT api_requests_idem_key_key;"
+     "CREATE UNIQUE INDEX api_requests_idem ON api_requests(idem_key)"
+     " WHERE idem_key IS NOT NULL;"},
 };
 
 void fx__now_iso(char out[32])
