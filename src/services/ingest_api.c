@@ -1858,6 +1858,15 @@ int fx_api_writer_start(struct fx_runtime *rt, struct fx_api_writer **out, struc
          * writes them twice */
         fx_store_exec(w->ig->db, "PRAGMA cache_size=-65536", err);
         fx_err_clear(err);
+        /* When a commit restarts the WAL from its start, SQLite truncates a
+         * file grown past journal_size_limit: 20-70 ms of ftruncate inside
+         * the commit, which every request of the group (and those queued
+         * behind it) waited for, most of the p99 latency under load. This
+         * connection leaves the file at its size (about the checkpoint
+         * threshold, 64 MiB, reused from the start); the others still
+         * truncate it. */
+        fx_store_exec(w->ig->db, "PRAGMA journal_size_limit=-1", err);
+        fx_err_clear(err);
         int64_t gen;
         w->sf_enabled = read_int(w->ig->db, "SELECT gen FROM seen_gen", &gen) == 0;
     }
