@@ -1367,10 +1367,9 @@ static int fq_has(const struct fx_api_writer *w, const int64_t k[2])
 
 /* Between groups: when the pending keys are due and no pass runs, they
  * become the next pass. */
-static void pass_start_due(struct fx_api_writer *w, int force)
+static void pass_start_due(struct fx_api_writer *w)
 {
-    if (w->fq_n || !w->npend ||
-        (!force && w->npend < PEND_MAX && fx_mono_ms() - w->pend_since < PEND_MS))
+    if (w->fq_n || !w->npend || (w->npend < PEND_MAX && fx_mono_ms() - w->pend_since < PEND_MS))
         return;
     size_t n = pend_sorted(w);
     if (n > w->fq_cap) {
@@ -1653,7 +1652,7 @@ static void refresh_backlog(struct fx_api_writer *w)
  * due, in a transaction of their own. */
 static void pass_finish_idle(struct fx_api_writer *w)
 {
-    pass_start_due(w, 0);
+    pass_start_due(w);
     if (!w->fq_n)
         return;
     struct fx_err err;
@@ -1769,7 +1768,7 @@ static void write_group(struct fx_api_writer *w, struct fx_api_req *list)
         list = next;
     }
     if (rc == 0)
-        pass_start_due(w, 0);
+        pass_start_due(w);
 }
 
 static void *writer_main(void *arg)
