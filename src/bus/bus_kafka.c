@@ -67,6 +67,12 @@
  * Depth: sum over the group's partitions of (end offset - committed offset - settled
  * entries in the metadata). Exact for records; an unprocessed settle marker counts one.
  *
+ * Retention. The cluster may delete records the group has not settled yet (retention.ms or
+ * retention.bytes shorter than the backlog; librdkafka's mock cluster keeps only about 5 MiB
+ * per partition, consumed or not). Nothing can deliver them any more; an assignment whose
+ * committed offset is below the log start, or a fetch that jumps over deleted records, logs an
+ * error naming the partition, the offsets and the count, rather than skipping them silently.
+ *
  * Threads and locks. ctx->mu protects the buffer, the partitions and the declarations and is
  * never held over network calls. A group's commit_mu serialises its commits and its
  * rebalances (taken before mu): a partition is freed only by a rebalance, so a thread holding
@@ -1105,6 +1111,25 @@ static size_t meta_parse(const char *s, size_t len, struct entry *out, size_t ma
     return k;
 }
 
+/*
+ * Records from..to-1 of a partition are gone from the cluster while the group still had to
+ * read or settle them (`settled` of them had been settled already). Nothing can bring them
+ * back: say so loudly, with where and why, instead of carrying on as if they were delivered.
+ */
+static void report_lost(const struct kgroup *g, const char *topic, int32_t id, int64_t from,
+                        int64_t to, int64_t settled)
+{
+    int64_t lost = to - from - settled;
+    if (lost <= 0)
+        return;
+    fx_log_error("bus",
+                 "kafka group %s: %lld records of %s [%d] (offsets %lld to %lld) were deleted by "
+                 "the cluster before the group settled them: those messages are lost (the "
+                 "topic's retention.ms or retention.bytes is shorter than the group's backlog; "
+                 "librdkafka's mock cluster keeps only about 5 MiB per partition)",
+                 g->name, (long long)lost, topic, (int)id, (long long)from, (long long)(to - 1));
+}
+
 /* ---- commits (commit_mu held, mu not held) ---------------------------- */
 
 /*
@@ -1422,6 +1447,20 @@ static void on_message(struct kgroup *g, rd_kafka_message_t *m)
         pthread_mutex_unlock(&c->mu);
         return; /* not ours (any more), or seen */
     }
+    if (p->next >= 0 && m->offset > p->next) {
+        /* A gap: compaction, transaction markers, or, when the log now starts above where we
+         * were, records retention deleted before we read them (the fetcher then restarts
+         * from the log start: auto.offset.reset). The low watermark is the one of the last
+         * fetch response, known locally. */
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(g->rk, topic, m->partition, &lo, &hi) == 0 &&
+            lo > p->next) {
+            int64_t to = lo < m->offset ? lo : m->offset, settled = 0;
+            for (size_t i = 0; i < p->n && p->r[i]->offset < to; i++)
+                settled += p->r[i]->offset >= p->next && p->r[i]->state == S_DONE;
+            report_lost(g, topic, m->partition, p->next, to, settled);
+        }
+    }
     /* records that vanished (compaction) while their metadata entry waited for them */
     for (size_t i = 0; i < p->n && p->r[i]->offset < m->offset; i++)
         if (!p->r[i]->fetched && p->r[i]->state != S_DONE)
@@ -1615,6 +1654,14 @@ static void on_assign(struct kgroup *g, rd_kafka_topic_partition_list_t *l)
             size_t ne =
                 meta_parse(cl->elems[i].metadata ? cl->elems[i].metadata : "",
                            cl->elems[i].metadata_size, ents, sizeof(ents) / sizeof(ents[0]));
+            if (low > com) {
+                /* the log now starts above our commit point: retention deleted records
+                 * that nobody settled (whatever was leased or due among them too) */
+                int64_t settled = 0;
+                for (size_t k = 0; k < ne; k++)
+                    settled += ents[k].kind == 'D' && ents[k].offset < low;
+                report_lost(g, p->topic, p->id, com, low, settled);
+            }
             for (size_t k = 0; k < ne; k++) {
                 if (ents[k].offset < start)
                     continue;

@@ -12,7 +12,11 @@
  *
  * --topic creates a topic up front with that many partitions (and the
  * replication factor min(3, N)); topics created on demand get the mock's
- * default of 4 partitions. The cluster lives in memory only.
+ * default of 4 partitions. The cluster lives in memory only, and keeps about
+ * 5 MiB per partition: beyond that it deletes the oldest record batches,
+ * consumed or not (librdkafka 2.0.2 offers no setting for it), so a test
+ * whose backlog may exceed that in one partition gives its topics more
+ * partitions with --topic.
  */
 #define _GNU_SOURCE /* prctl */
 #include <errno.h>

@@ -9,17 +9,29 @@
 # session timeout and they redeliver its leased chunks when the leases end.
 # kcat reads a chunk CloudEvent from the processed_data topic. The normalized tables
 # must end up exactly as an SQLite-only import of the same file, with no chunk
-# applied twice. FLUXO_DIST_ROWS sets the size (see dist_lib.sh).
+# applied twice. FLUXO_DIST_ROWS sets the size (see dist_lib.sh), within what
+# the mock cluster keeps (below).
 DIST_ROWS_DEFAULT=60000
 . "$(dirname "$0")/../e2e/lib.sh"
 . "$(dirname "$0")/dist_lib.sh"
 : "${FLUXO_TEST_KAFKA_MOCK:?FLUXO_TEST_KAFKA_MOCK must point at the fluxo-kafka-mock program}"
 command -v kcat >/dev/null || fail "kcat not found: install kcat (scripts/deps.sh --test)"
 
-# Topics are auto-created with the mock's 4 partitions each, the same count
-# for every topic of a group as the backend requires; 4 partitions leave work
-# for three workers.
-start_bg kafka-mock "$FLUXO_TEST_KAFKA_MOCK"
+# The mock cluster keeps only about 5 MiB per partition and deletes the oldest
+# records beyond that, read or not (librdkafka 2.0.2). A chunk event of 1000
+# rows is about 270 KB: on the mock's default 4 partitions, 59 chunks spread
+# at random put more than 5 MiB into one partition in about a third of the
+# runs, and the oldest chunks of it were gone before the group's first member
+# joined (3 s on the mock coordinator): never delivered, the tables one to six
+# chunks short, which looked like chunks lost by the killed worker. The
+# distribution group's topics therefore get 8 partitions each (the same count
+# for the topic and its retry topic, as the backend requires), about 2 MB per
+# partition here; other topics keep the default 4. A chunk the cluster deletes
+# before it is settled is a loss nothing can repair: the backend logs an error
+# naming it, and the test fails at once on that line (kafka_lost below). At
+# larger FLUXO_DIST_ROWS the backlog outgrows the mock and the test says so.
+start_bg kafka-mock "$FLUXO_TEST_KAFKA_MOCK" --topic processed_data:8 \
+  --topic processed_data.retry:8
 mock_pid=$LAST_PID
 brokers_line() { grep -m1 -E '^[0-9.]+:[0-9]+(,[0-9.]+:[0-9]+)*$' "$T/kafka-mock.log"; }
 wait_for 30 "fluxo-kafka-mock to print its address" brokers_line
@@ -32,6 +44,15 @@ export FLUXO_BUS="kafka://$brokers?session.timeout.ms=3500&heartbeat.interval.ms
 # A killed worker's leased chunks come back when their lease ends: 20 s
 # rather than 60 s keeps the test short and still outlasts a batch.
 export FLUXO_DELIVERY_LEASE_MS=20s
+# kafka_lost: fail when a service logged records the cluster deleted unsettled
+kafka_lost() {
+  local lost
+  lost=$(grep -hs -m3 'were deleted by the cluster before the group settled them' "$T"/*.log |
+    sed -n 's/.*"msg":"\(.*\)"}$/\1/p') || true
+  [ -z "$lost" ] || fail "the mock Kafka cluster deleted records before they were delivered" \
+    "(a smaller FLUXO_DIST_ROWS fits it): $lost"
+}
+DIST_POLL_CHECK=kafka_lost
 
 dist_reset_pg
 dist_generate 23
