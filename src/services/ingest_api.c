@@ -43,7 +43,7 @@
 #define API_BATCH_MS 60000
 #define OWN_CHUNKS_ROWS 16 /* requests with more records get chunks of their own */
 #define GATHER_MAX 256     /* requests per group before the writer stops waiting */
-#define GATHER_US 250      /* longest wait for a group to fill, under load */
+#define GATHER_US 50       /* longest wait for a group to fill, under load */
 
 /* ---- header bindings, cached by key set ---- */
 
@@ -1803,7 +1803,9 @@ static void *writer_main(void *arg)
         /* Under load (the last group held several requests), give the next
          * ones a moment to join: each commit writes whole pages to the WAL,
          * so a few large groups cost far less than many small ones. A lone
-         * client never waits. */
+         * client never waits. 50 us: with 64 connections on 2 cores, 250 us
+         * left the cores idle 14 % of the time and gave 28-30k requests/s,
+         * 50 us 31-32k, no wait at all 29-32k. */
         if (w->last_group > 1 && !w->stop && w->nqueued < GATHER_MAX) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
