@@ -1000,7 +1000,13 @@ static void sf_check(struct fx_api_writer *w)
     }
     if (w->sf_valid && gen != w->sf.gen)
         w->sf_valid = 0; /* keys were added by another connection */
-    if (!w->sf_valid && !w->sf_running && fx_mono_ms() - w->sf_started_ms >= 1000) {
+    /* A filter is sized for twice the keys of its snapshot; past its size it
+     * still answers correctly but ever less often "certainly new" (a server
+     * started on an empty table would look up every key after a few hundred
+     * thousand). Rebuild it bigger, using it meanwhile. */
+    int full =
+        w->sf_valid && w->sf.n * 16 > w->sf.nblocks * 512 && w->sf.nblocks * 64 < SF_MAX_BYTES;
+    if ((!w->sf_valid || full) && !w->sf_running && fx_mono_ms() - w->sf_started_ms >= 1000) {
         w->sf_started_ms = fx_mono_ms();
         w->sf_nown = w->sf_nownkeys = 0;
         if (pthread_create(&w->sf_thread, NULL, sf_rebuild_main, w) == 0)

@@ -422,6 +422,50 @@ static void test_keys_written_in_slices(void **state)
     assert_int_equal(count(e, "SELECT sum(nrows) FROM staging"), N + n);
 }
 
+/* The dedupe filter grows with the table: a writer started on an empty
+ * table (a filter for a few thousand keys) that then takes 300k keys still
+ * proves nearly every new key new without a lookup, because the filter is
+ * rebuilt bigger once it is past its size. */
+static void test_dedupe_filter_grows(void **state)
+{
+    struct env *e = *state;
+    uint64_t f0 = 0, l0 = 0;
+    for (int i = 0; i < 100 && f0 == 0; i++) { /* until the first filter is in use */
+        char p[16];
+        snprintf(p, sizeof(p), "Warm%d", i);
+        struct fx_api_req *a = new_req(e);
+        add_many(a, p, 1 + i, 3);
+        fx_api_req_free(submit_to(e->w, a));
+        fx_api_writer_dedupe_stats(e->w, &f0, &l0);
+        usleep(20 * 1000);
+    }
+    assert_true(f0 > 0);
+    /* 200 days x 1440 sale times: 288k new keys, in requests of a day each */
+    for (int d = 0; d < 200; d++) {
+        struct fx_api_req *a = new_req(e);
+        add_many(a, "Grande", 110 + d, 1440);
+        fx_api_req_free(submit_to(e->w, a));
+        if (d % 50 == 49)
+            usleep(1100 * 1000); /* rebuilds start at most once a second */
+    }
+    usleep(1100 * 1000);
+    /* 1000 more new keys in small requests: nearly all proven new by the filter */
+    uint64_t f1 = 0, l1 = 0, f2 = 0, l2 = 0;
+    fx_api_writer_dedupe_stats(e->w, &f1, &l1);
+    for (int i = 0; i < 100; i++) {
+        char p[16];
+        snprintf(p, sizeof(p), "Depois%d", i);
+        struct fx_api_req *a = new_req(e);
+        add_many(a, p, 320 + i % 10, 10);
+        fx_api_req_free(submit_to(e->w, a));
+    }
+    fx_api_writer_dedupe_stats(e->w, &f2, &l2);
+    /* keys per request: 10 sales, some repeated times across the 10 days'
+     * prefixes; the lookups must stay a small share of the keys taken */
+    assert_true(f2 - f1 > 0);
+    assert_true((l2 - l1) * 10 < (f2 - f1));
+}
+
 /* Records with other keys than the one before them are bound anew (the
  * binding of the previous record is reused only for the very same keys). */
 static void test_changing_keys(void **state)
@@ -623,6 +667,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slices_equal_sequential, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changing_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_written_in_slices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_filter_grows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
