@@ -877,6 +877,7 @@ struct fx_api_writer {
     size_t ngroup, capgroup;
     _Atomic uint64_t st_filtered, st_looked_up; /* new keys the filter proved; lookups */
     /* the dedupe filter (see above) */
+    int pg; /* the store is PostgreSQL */
     int sf_enabled, sf_valid, sf_running;
     struct seen_filter sf, sf_next; /* in use; a finished rebuild (under sf_mu) */
     int sf_next_rc;                 /* 0 none, 1 built, < 0 failed (under sf_mu) */
@@ -1297,13 +1298,10 @@ static int cmp_key(const void *a, const void *b)
     return x[1] < y[1] ? -1 : x[1] > y[1];
 }
 
-/* Write sorted keys into `seen` (inside the caller's transaction). */
-static int keys_write(struct fx_api_writer *w, const int64_t (*keys)[2], size_t n,
-                      struct fx_err *err)
+/* Sorted keys into `seen`, one statement each (SQLite: no round trips). */
+static int keys_insert(struct fx_api_writer *w, const int64_t (*keys)[2], size_t n,
+                       struct fx_err *err)
 {
-    int64_t gen0 = 0;
-    if (w->sf_enabled && read_int(w->ig->db, "SELECT gen FROM seen_gen", &gen0) != 0)
-        w->sf_valid = 0;
     struct fx_stmt *st;
     int rc = fx_store_prepare(
         w->ig->db, "INSERT INTO seen(hi,lo) VALUES(?,?) ON CONFLICT DO NOTHING", &st, err);
@@ -1315,6 +1313,58 @@ static int keys_write(struct fx_api_writer *w, const int64_t (*keys)[2], size_t 
         if (s < 0)
             rc = fx_err_set(err, s, "cannot record dedupe keys: %s", fx_store_errmsg(w->ig->db));
     }
+    return rc;
+}
+
+#define PG_KEYS_PER_INSERT 8192
+
+/* PostgreSQL: a round trip per key would hold every group carrying a slice
+ * for hundreds of them; the keys go as two array literals, 8192 a statement
+ * (like the file import's, src/services/ingest.c). */
+static int keys_insert_pg(struct fx_api_writer *w, const int64_t (*keys)[2], size_t n,
+                          struct fx_err *err)
+{
+    struct fx_buf hi, lo;
+    fx_buf_init(&hi, 0);
+    fx_buf_init(&lo, 0);
+    int rc = 0;
+    for (size_t at = 0; at < n && rc == 0; at += PG_KEYS_PER_INSERT) {
+        size_t end = n - at > PG_KEYS_PER_INSERT ? at + PG_KEYS_PER_INSERT : n;
+        fx_buf_reset(&hi);
+        fx_buf_reset(&lo);
+        for (size_t i = at; i < end; i++) {
+            fx_buf_printf(&hi, "%s%lld", i == at ? "{" : ",", (long long)keys[i][0]);
+            fx_buf_printf(&lo, "%s%lld", i == at ? "{" : ",", (long long)keys[i][1]);
+        }
+        fx_buf_putc(&hi, '}');
+        fx_buf_putc(&lo, '}');
+        struct fx_stmt *st;
+        if ((rc = fx_store_prepare(w->ig->db,
+                                   "INSERT INTO seen(hi,lo) SELECT * FROM"
+                                   " unnest(?::bigint[], ?::bigint[]) ON CONFLICT DO NOTHING",
+                                   &st, err)))
+            break;
+        fx_stmt_bind_text(st, 1, hi.data, hi.len);
+        fx_stmt_bind_text(st, 2, lo.data, lo.len);
+        int s = fx_stmt_step(st);
+        fx_stmt_reset(st);
+        if (s < 0)
+            rc = fx_err_set(err, s, "cannot record %zu dedupe keys: %s", end - at,
+                            fx_store_errmsg(w->ig->db));
+    }
+    fx_buf_cleanup(&hi);
+    fx_buf_cleanup(&lo);
+    return rc;
+}
+
+/* Write sorted keys into `seen` (inside the caller's transaction). */
+static int keys_write(struct fx_api_writer *w, const int64_t (*keys)[2], size_t n,
+                      struct fx_err *err)
+{
+    int64_t gen0 = 0;
+    if (w->sf_enabled && read_int(w->ig->db, "SELECT gen FROM seen_gen", &gen0) != 0)
+        w->sf_valid = 0;
+    int rc = w->pg ? keys_insert_pg(w, keys, n, err) : keys_insert(w, keys, n, err);
     if (rc == 0 && w->sf_enabled &&
         (rc = fx_store_exec(w->ig->db, "UPDATE seen_gen SET gen = gen + 1", err)))
         fx_err_set(err, rc, "cannot record dedupe keys: %s", fx_store_errmsg(w->ig->db));
@@ -1852,6 +1902,7 @@ int fx_api_writer_start(struct fx_runtime *rt, struct fx_api_writer **out, struc
         free(w);
         return rc;
     }
+    w->pg = strcmp(fx_store_dialect(w->ig->db), "postgresql") == 0;
     if (strcmp(fx_store_dialect(w->ig->db), "sqlite") == 0) {
         /* Checkpoints (copying the WAL back into the database, with an fsync)
          * take up to a second; run by the committing connection, they stalled

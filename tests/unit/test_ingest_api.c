@@ -34,6 +34,9 @@ struct env {
     struct fx_api_writer *w;
 };
 
+/* PostgreSQL URL of the run (FLUXO_TEST_PG_URL), or NULL: SQLite in a temp dir */
+static const char *pg_url;
+
 static int setup(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
@@ -45,6 +48,14 @@ static int setup(void **state)
     snprintf(pipes, sizeof(pipes), "%s/pipelines", getenv("FLUXO_SOURCE_DIR"));
     assert_int_equal(fx_config_set(e->cfg, "data_dir", e->dir, &err), 0);
     assert_int_equal(fx_config_set(e->cfg, "pipelines_dir", pipes, &err), 0);
+    if (pg_url) { /* a clean server for every test */
+        struct fx_store *db;
+        assert_int_equal(fx_store_open(pg_url, "ingest", &db, &err), 0);
+        assert_int_equal(
+            fx_store_exec(db, "DROP SCHEMA IF EXISTS ingest, distribution, auth CASCADE", &err), 0);
+        fx_store_close(db);
+        assert_int_equal(fx_config_set(e->cfg, "db", pg_url, &err), 0);
+    }
     assert_int_equal(fx_runtime_init(&e->rt, e->cfg, &err), 0);
     assert_int_equal(fx_services_migrate(&e->rt, &err), 0);
     assert_int_equal(fx_api_writer_start(&e->rt, &e->w, &err), 0);
@@ -654,16 +665,29 @@ static void test_slices_equal_sequential(void **state)
 int main(void)
 {
     setenv("FLUXO_LOG_LEVEL", "warn", 1);
+    /* SQLite always; with FLUXO_TEST_PG_URL (the integration run,
+     * test_ingest_api_pg) the same on PostgreSQL instead, less the
+     * in-memory filter of `seen`, which only the SQLite store has */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_accept_reject_dedupe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_position_keyed_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_requests_one_group, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dedupe_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slices_equal_sequential, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changing_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_written_in_slices, setup, teardown),
+    };
+    const struct CMUnitTest sqlite_only[] = {
+        cmocka_unit_test_setup_teardown(test_dedupe_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedupe_filter_grows, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const char *pg = getenv("FLUXO_TEST_PG_URL");
+    if (pg && *pg) {
+        pg_url = pg;
+        return cmocka_run_group_tests_name("API writer [postgresql]", tests, NULL, NULL);
+    }
+    int failed = cmocka_run_group_tests_name("API writer [sqlite]", tests, NULL, NULL);
+    failed +=
+        cmocka_run_group_tests_name("API writer, dedupe filter [sqlite]", sqlite_only, NULL, NULL);
+    return failed ? 1 : 0;
 }
