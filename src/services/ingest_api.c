@@ -878,6 +878,11 @@ struct fx_api_writer {
     _Atomic uint64_t st_filtered, st_looked_up; /* new keys the filter proved; lookups */
     /* the dedupe filter (see above) */
     int pg; /* the store is PostgreSQL */
+    /* PostgreSQL: the keys a group will look up (ask) and those of them
+     * `seen` holds (known), both sorted, read in one go before the group */
+    int64_t (*ask)[2], (*known)[2];
+    size_t nask, capask, nknown, capknown;
+    int prefetched;
     int sf_enabled, sf_valid, sf_running;
     struct seen_filter sf, sf_next; /* in use; a finished rebuild (under sf_mu) */
     int sf_next_rc;                 /* 0 none, 1 built, < 0 failed (under sf_mu) */
@@ -1468,6 +1473,94 @@ static void pass_end(struct fx_api_writer *w, int committed)
         w->fq_n = w->fq_done = w->fq_next = 0;
 }
 
+static void ask_push(struct fx_api_writer *w, const int64_t k[2])
+{
+    if (pend_has(w, k) || fq_has(w, k))
+        return; /* decided without `seen` */
+    if (w->nask == w->capask) {
+        w->capask = w->capask ? 2 * w->capask : 1024;
+        w->ask = fx_realloc(w->ask, w->capask * sizeof(*w->ask));
+    }
+    w->ask[w->nask][0] = k[0];
+    w->ask[w->nask][1] = k[1];
+    w->nask++;
+}
+
+/*
+ * PostgreSQL: a lookup per key is a round trip per row. Before a group, read
+ * which of the keys its rows will look up `seen` already holds, 8192 keys a
+ * statement; seen_take then answers from that (keys it did not ask about
+ * are still looked up one by one). Same answers as the lookups one by one in
+ * the same transaction: keys the group itself takes are found among the
+ * pending ones first.
+ */
+static int pg_prefetch(struct fx_api_writer *w, struct fx_api_req *list, struct fx_err *err)
+{
+    w->prefetched = 0;
+    w->nask = w->nknown = 0;
+    for (struct fx_api_req *r = list; r; r = r->next)
+        for (size_t i = 0; i < r->nrows; i++) {
+            ask_push(w, r->rows[i].key);
+            if (r->rows[i].distinct_content && !r->rows[i].by_content)
+                ask_push(w, r->rows[i].content);
+        }
+    if (!w->nask)
+        return 0;
+    qsort(w->ask, w->nask, sizeof(*w->ask), cmp_key);
+    size_t n = 0;
+    for (size_t i = 0; i < w->nask; i++)
+        if (i == 0 || cmp_key(w->ask[i - 1], w->ask[i]) != 0) {
+            w->ask[n][0] = w->ask[i][0];
+            w->ask[n][1] = w->ask[i][1];
+            n++;
+        }
+    w->nask = n;
+    struct fx_buf hi, lo;
+    fx_buf_init(&hi, 0);
+    fx_buf_init(&lo, 0);
+    int rc = 0;
+    for (size_t at = 0; at < n && rc == 0; at += PG_KEYS_PER_INSERT) {
+        size_t end = n - at > PG_KEYS_PER_INSERT ? at + PG_KEYS_PER_INSERT : n;
+        fx_buf_reset(&hi);
+        fx_buf_reset(&lo);
+        for (size_t i = at; i < end; i++) {
+            fx_buf_printf(&hi, "%s%lld", i == at ? "{" : ",", (long long)w->ask[i][0]);
+            fx_buf_printf(&lo, "%s%lld", i == at ? "{" : ",", (long long)w->ask[i][1]);
+        }
+        fx_buf_putc(&hi, '}');
+        fx_buf_putc(&lo, '}');
+        struct fx_stmt *st;
+        if ((rc = fx_store_prepare(w->ig->db,
+                                   "SELECT s.hi, s.lo FROM unnest(?::bigint[], ?::bigint[])"
+                                   " AS k(hi, lo) JOIN seen s ON s.hi = k.hi AND s.lo = k.lo",
+                                   &st, err)))
+            break;
+        fx_stmt_bind_text(st, 1, hi.data, hi.len);
+        fx_stmt_bind_text(st, 2, lo.data, lo.len);
+        int s;
+        while ((s = fx_stmt_step(st)) == FX_STORE_ROW) {
+            if (w->nknown == w->capknown) {
+                w->capknown = w->capknown ? 2 * w->capknown : 256;
+                w->known = fx_realloc(w->known, w->capknown * sizeof(*w->known));
+            }
+            w->known[w->nknown][0] = fx_stmt_int(st, 0);
+            w->known[w->nknown][1] = fx_stmt_int(st, 1);
+            w->nknown++;
+        }
+        fx_stmt_reset(st);
+        if (s < 0)
+            rc = fx_err_set(err, s, "cannot look up %zu dedupe keys: %s", end - at,
+                            fx_store_errmsg(w->ig->db));
+    }
+    fx_buf_cleanup(&hi);
+    fx_buf_cleanup(&lo);
+    if (rc == 0) {
+        qsort(w->known, w->nknown, sizeof(*w->known), cmp_key);
+        w->prefetched = 1;
+    }
+    return rc;
+}
+
 /* 1 = the key is new (taken), 0 = seen before, < 0 error. */
 static int seen_take(struct fx_api_writer *w, const int64_t k[2], struct fx_err *err)
 {
@@ -1479,6 +1572,12 @@ static int seen_take(struct fx_api_writer *w, const int64_t k[2], struct fx_err 
         return 1;
     }
     atomic_fetch_add_explicit(&w->st_looked_up, 1, memory_order_relaxed);
+    if (w->prefetched && bsearch(k, w->ask, w->nask, sizeof(*w->ask), cmp_key)) {
+        if (bsearch(k, w->known, w->nknown, sizeof(*w->known), cmp_key))
+            return 0;
+        pend_add(w, k);
+        return 1;
+    }
     struct fx_stmt *st;
     int rc = fx_store_prepare(w->ig->db, "SELECT 1 FROM seen WHERE hi = ? AND lo = ?", &st, err);
     if (rc)
@@ -1765,8 +1864,11 @@ static void write_group(struct fx_api_writer *w, struct fx_api_req *list)
         fx_err_set(&err, rc, "cannot start transaction: %s", fx_store_errmsg(w->ig->db));
     else
         sf_check(w); /* under the write lock: nobody adds keys until the commit */
+    if (rc == 0 && w->pg)
+        rc = pg_prefetch(w, list, &err);
     for (struct fx_api_req *r = list; r && rc == 0; r = r->next)
         rc = write_req(w, r, now, &err);
+    w->prefetched = 0;
     for (size_t i = 0; i < w->nbatches && rc == 0; i++) {
         struct open_batch *ob = &w->batches[i];
         if (!ob->id[0])
@@ -2012,6 +2114,8 @@ void fx_api_writer_stop(struct fx_api_writer *w)
     pthread_mutex_destroy(&w->sf_mu);
     free(w->pend);
     free(w->fq);
+    free(w->ask);
+    free(w->known);
     free(w->group_keys);
     fx_ingest_close(w->ig);
     pthread_mutex_destroy(&w->mu);
