@@ -1555,7 +1555,8 @@ static int pg_prefetch(struct fx_api_writer *w, struct fx_api_req *list, struct 
     fx_buf_cleanup(&hi);
     fx_buf_cleanup(&lo);
     if (rc == 0) {
-        qsort(w->known, w->nknown, sizeof(*w->known), cmp_key);
+        if (w->nknown > 1)
+            qsort(w->known, w->nknown, sizeof(*w->known), cmp_key);
         w->prefetched = 1;
     }
     return rc;
@@ -1573,7 +1574,7 @@ static int seen_take(struct fx_api_writer *w, const int64_t k[2], struct fx_err 
     }
     atomic_fetch_add_explicit(&w->st_looked_up, 1, memory_order_relaxed);
     if (w->prefetched && bsearch(k, w->ask, w->nask, sizeof(*w->ask), cmp_key)) {
-        if (bsearch(k, w->known, w->nknown, sizeof(*w->known), cmp_key))
+        if (w->nknown && bsearch(k, w->known, w->nknown, sizeof(*w->known), cmp_key))
             return 0;
         pend_add(w, k);
         return 1;
