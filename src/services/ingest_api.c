@@ -883,6 +883,10 @@ struct fx_api_writer {
     int64_t (*ask)[2], (*known)[2];
     size_t nask, capask, nknown, capknown;
     int prefetched;
+    /* PostgreSQL: the group's api_requests rows, a array literal per column
+     * (without its braces), written in one statement before the commit */
+    struct fx_buf ar_col[13];
+    size_t ar_n;
     int sf_enabled, sf_valid, sf_running;
     struct seen_filter sf, sf_next; /* in use; a finished rebuild (under sf_mu) */
     int sf_next_rc;                 /* 0 none, 1 built, < 0 failed (under sf_mu) */
@@ -1624,6 +1628,129 @@ static int issue_insert(struct fx_store *db, const char *batch, const char *corr
     return rc < 0 ? fx_err_set(err, rc, "cannot record issue: %s", fx_store_errmsg(db)) : 0;
 }
 
+#define AR_INSERT                                                                                  \
+    "INSERT INTO api_requests(correlation_id,batch_id,pipeline,idem_key,body_hash,traceparent,"    \
+    "received,accepted,rejected,duplicate,warnings,possible_dup,created_at)"
+
+/* One element of a PostgreSQL array literal: NULL, or text quoted with " and \ escaped. */
+static void ar_text(struct fx_buf *b, const char *s)
+{
+    if (b->len)
+        fx_buf_putc(b, ',');
+    if (!s) {
+        fx_buf_puts(b, "NULL");
+        return;
+    }
+    fx_buf_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fx_buf_putc(b, '\\');
+        fx_buf_putc(b, *s);
+    }
+    fx_buf_putc(b, '"');
+}
+
+static void ar_int(struct fx_buf *b, uint64_t v)
+{
+    fx_buf_printf(b, "%s%llu", b->len ? "," : "", (unsigned long long)v);
+}
+
+static void ar_drop(struct fx_api_writer *w)
+{
+    for (int i = 0; i < 13; i++)
+        fx_buf_reset(&w->ar_col[i]);
+    w->ar_n = 0;
+}
+
+/* PostgreSQL: the group's api_requests rows in one statement (a round trip
+ * per request was most of a small request's time there). */
+static int ar_flush(struct fx_api_writer *w, struct fx_err *err)
+{
+    if (!w->ar_n)
+        return 0;
+    struct fx_buf lit[13];
+    for (int i = 0; i < 13; i++) {
+        fx_buf_init(&lit[i], 0);
+        fx_buf_putc(&lit[i], '{');
+        fx_buf_append(&lit[i], w->ar_col[i].data, w->ar_col[i].len);
+        fx_buf_putc(&lit[i], '}');
+    }
+    struct fx_stmt *st;
+    int rc =
+        fx_store_prepare(w->ig->db,
+                         AR_INSERT " SELECT * FROM unnest(?::text[], ?::text[], ?::text[],"
+                                   " ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[],"
+                                   " ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[],"
+                                   " ?::text[])",
+                         &st, err);
+    if (rc == 0) {
+        for (int i = 0; i < 13; i++)
+            fx_stmt_bind_text(st, i + 1, lit[i].data, lit[i].len);
+        rc = fx_stmt_step(st);
+        fx_stmt_reset(st);
+        rc = rc < 0 ? fx_err_set(err, rc, "cannot record %zu requests: %s", w->ar_n,
+                                 fx_store_errmsg(w->ig->db))
+                    : 0;
+    }
+    for (int i = 0; i < 13; i++)
+        fx_buf_cleanup(&lit[i]);
+    ar_drop(w);
+    return rc;
+}
+
+/* The request's api_requests row: now (SQLite), or with the group's others
+ * (PostgreSQL, ar_flush). */
+static int request_row(struct fx_api_writer *w, const struct fx_api_req *r, const char *batch,
+                       const char *now, struct fx_err *err)
+{
+    const struct fx_api_counts *c = &r->res;
+    if (w->pg) {
+        struct fx_buf *col = w->ar_col;
+        ar_text(&col[0], r->corr);
+        ar_text(&col[1], batch);
+        ar_text(&col[2], c->pipeline);
+        ar_text(&col[3], r->idem_key);
+        ar_text(&col[4], r->idem_key ? r->body_hash : NULL);
+        ar_text(&col[5], r->trace);
+        ar_int(&col[6], c->received);
+        ar_int(&col[7], c->accepted);
+        ar_int(&col[8], c->rejected);
+        ar_int(&col[9], c->duplicate);
+        ar_int(&col[10], c->warnings);
+        ar_int(&col[11], c->possible_dup);
+        ar_text(&col[12], now);
+        w->ar_n++;
+        return 0;
+    }
+    struct fx_stmt *st;
+    int rc = fx_store_prepare(w->ig->db, AR_INSERT " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", &st, err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, r->corr, 36);
+    fx_stmt_bind_text(st, 2, batch, 36);
+    fx_stmt_bind_text(st, 3, c->pipeline, strlen(c->pipeline));
+    if (r->idem_key) {
+        fx_stmt_bind_text(st, 4, r->idem_key, strlen(r->idem_key));
+        fx_stmt_bind_text(st, 5, r->body_hash, 64);
+    } else {
+        fx_stmt_bind_null(st, 4);
+        fx_stmt_bind_null(st, 5);
+    }
+    fx_stmt_bind_text(st, 6, r->trace, strlen(r->trace));
+    fx_stmt_bind_int(st, 7, (int64_t)c->received);
+    fx_stmt_bind_int(st, 8, (int64_t)c->accepted);
+    fx_stmt_bind_int(st, 9, (int64_t)c->rejected);
+    fx_stmt_bind_int(st, 10, (int64_t)c->duplicate);
+    fx_stmt_bind_int(st, 11, (int64_t)c->warnings);
+    fx_stmt_bind_int(st, 12, (int64_t)c->possible_dup);
+    fx_stmt_bind_text(st, 13, now, strlen(now));
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    if (rc < 0)
+        return fx_err_set(err, rc, "cannot record request: %s", fx_store_errmsg(w->ig->db));
+    return 0;
+}
+
 /* An earlier request with r's idempotency key: 1 (r->res filled, replay set), 0 none, < 0. */
 static int idem_lookup(struct fx_api_writer *w, struct fx_api_req *r, struct fx_err *err)
 {
@@ -1671,6 +1798,9 @@ static int write_req(struct fx_api_writer *w, struct fx_api_req *r, const char *
 {
     int rc;
     r->replay = 0;
+    /* the group's earlier requests must be visible to the lookup */
+    if (r->idem_key && (rc = ar_flush(w, err)))
+        return rc;
     if (r->idem_key && (rc = idem_lookup(w, r, err)) != 0)
         return rc < 0 ? rc : 0;
     struct open_batch *ob = batch_for(w, r->p, now, err);
@@ -1747,36 +1877,8 @@ static int write_req(struct fx_api_writer *w, struct fx_api_req *r, const char *
             return rc;
         ob->chunk_corr = ob->chunk_trace = NULL;
     }
-    struct fx_stmt *st;
-    if ((rc =
-             fx_store_prepare(w->ig->db,
-                              "INSERT INTO api_requests(correlation_id,batch_id,pipeline,idem_key,"
-                              "body_hash,traceparent,received,accepted,rejected,duplicate,"
-                              "warnings,possible_dup,created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                              &st, err)))
+    if ((rc = request_row(w, r, ob->id, now, err)))
         return rc;
-    fx_stmt_bind_text(st, 1, r->corr, 36);
-    fx_stmt_bind_text(st, 2, ob->id, 36);
-    fx_stmt_bind_text(st, 3, c->pipeline, strlen(c->pipeline));
-    if (r->idem_key) {
-        fx_stmt_bind_text(st, 4, r->idem_key, strlen(r->idem_key));
-        fx_stmt_bind_text(st, 5, r->body_hash, 64);
-    } else {
-        fx_stmt_bind_null(st, 4);
-        fx_stmt_bind_null(st, 5);
-    }
-    fx_stmt_bind_text(st, 6, r->trace, strlen(r->trace));
-    fx_stmt_bind_int(st, 7, (int64_t)c->received);
-    fx_stmt_bind_int(st, 8, (int64_t)c->accepted);
-    fx_stmt_bind_int(st, 9, (int64_t)c->rejected);
-    fx_stmt_bind_int(st, 10, (int64_t)c->duplicate);
-    fx_stmt_bind_int(st, 11, (int64_t)c->warnings);
-    fx_stmt_bind_int(st, 12, (int64_t)c->possible_dup);
-    fx_stmt_bind_text(st, 13, now, strlen(now));
-    rc = fx_stmt_step(st);
-    fx_stmt_reset(st);
-    if (rc < 0)
-        return fx_err_set(err, rc, "cannot record request: %s", fx_store_errmsg(w->ig->db));
     ob->received += c->received;
     ob->accepted += c->accepted;
     ob->rejected += c->rejected;
@@ -1870,6 +1972,10 @@ static void write_group(struct fx_api_writer *w, struct fx_api_req *list)
     for (struct fx_api_req *r = list; r && rc == 0; r = r->next)
         rc = write_req(w, r, now, &err);
     w->prefetched = 0;
+    if (rc == 0)
+        rc = ar_flush(w, &err);
+    else
+        ar_drop(w); /* rolled back with the group */
     for (size_t i = 0; i < w->nbatches && rc == 0; i++) {
         struct open_batch *ob = &w->batches[i];
         if (!ob->id[0])
@@ -2117,6 +2223,8 @@ void fx_api_writer_stop(struct fx_api_writer *w)
     free(w->fq);
     free(w->ask);
     free(w->known);
+    for (int i = 0; i < 13; i++)
+        fx_buf_cleanup(&w->ar_col[i]);
     free(w->group_keys);
     fx_ingest_close(w->ig);
     pthread_mutex_destroy(&w->mu);

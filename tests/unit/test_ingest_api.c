@@ -263,6 +263,56 @@ static void test_idempotency(void **state)
     fx_api_req_free(c);
 }
 
+/* The same Idempotency-Key twice in one group (submitted together, behind
+ * others): the second is a replay of the first, a third with another body
+ * is refused; on PostgreSQL the group's rows are written together, and the
+ * earlier ones must be visible to the lookup. */
+static void test_idempotency_one_group(void **state)
+{
+    struct env *e = *state;
+    enum { N = 40 };
+    char h1[65], h2[65];
+    fx_sha256_hex("body one", 8, h1);
+    fx_sha256_hex("body two", 8, h2);
+    struct fx_api_req *r[N + 3];
+    struct waiter wt[N + 3];
+    for (int i = 0; i < N + 3; i++) {
+        r[i] = new_req(e);
+        char nome[32], when[32];
+        snprintf(nome, sizeof(nome), "Grupo %d", i);
+        snprintf(when, sizeof(when), "2025-04-01 %02d:%02d", i / 60, i % 60);
+        if (i >= N) { /* the last three: one key, the last with another body */
+            /* quotes, a backslash, braces, a comma, NULL: text to PostgreSQL's array syntax */
+            fx_api_req_set_idempotency(r[i], "k\"g\\ {x},NULL", i < N + 2 ? h1 : h2);
+            snprintf(when, sizeof(when), "2025-04-02 10:00");
+        }
+        add_sale(r[i], 1, nome, "1", when);
+        pthread_mutex_init(&wt[i].mu, NULL);
+        pthread_cond_init(&wt[i].cv, NULL);
+        wt[i].done = 0;
+        assert_int_equal(fx_api_writer_submit(e->w, r[i], on_done, &wt[i]), 0);
+    }
+    for (int i = 0; i < N + 3; i++) {
+        pthread_mutex_lock(&wt[i].mu);
+        while (!wt[i].done)
+            pthread_cond_wait(&wt[i].cv, &wt[i].mu);
+        pthread_mutex_unlock(&wt[i].mu);
+        assert_int_equal(wt[i].rc, 0);
+    }
+    assert_int_equal(fx_api_req_replay(r[N]), 0);
+    assert_int_equal(fx_api_req_result(r[N])->accepted, 1);
+    assert_int_equal(fx_api_req_replay(r[N + 1]), 1);
+    assert_string_equal(fx_api_req_result(r[N + 1])->correlation_id, fx_api_req_correlation(r[N]));
+    assert_int_equal(fx_api_req_result(r[N + 1])->accepted, 1);
+    assert_int_equal(fx_api_req_replay(r[N + 2]), 2);
+    assert_int_equal(count(e, "SELECT count(*) FROM api_requests"), N + 1);
+    assert_int_equal(
+        count(e, "SELECT count(*) FROM api_requests WHERE idem_key = 'k\"g\\ {x},NULL'"), 1);
+    assert_int_equal(count(e, "SELECT sum(nrows) FROM staging"), N + 1);
+    for (int i = 0; i < N + 3; i++)
+        fx_api_req_free(r[i]);
+}
+
 static void test_many_requests_one_group(void **state)
 {
     struct env *e = *state;
@@ -672,6 +722,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_accept_reject_dedupe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_position_keyed_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_one_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_requests_one_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slices_equal_sequential, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changing_keys, setup, teardown),
