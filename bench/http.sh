@@ -7,12 +7,21 @@
 #   2. one NDJSON POST of NDROWS rows (default 100000), once the relay has
 #      drained what step 1 left in the outbox.
 # Prints shell assignments (http_rps=..., http_p99=...) for run.sh to eval.
+# With FLUXO_DB set to a postgresql:// URL (bench/pg.sh), the same against
+# PostgreSQL (its ingest schema must be fresh).
 set -euo pipefail
 bin=$1 out=$2
 NDROWS=${NDROWS:-100000}
 DURATION=${HTTP_DURATION:-15s}
 data=$out/hdata
 rm -rf "$data"
+# a number from the ingest store, SQLite or PostgreSQL
+ingest_n() {
+  case ${FLUXO_DB:-} in
+  postgres*) psql "$FLUXO_DB" -X -q -tA -c "SET search_path = ingest" -c "$1" ;;
+  *) sqlite3 -cmd ".timeout 10000" "$data/ingest.db" "$1" ;;
+  esac
+}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export FLUXO_DATA_DIR=$data FLUXO_HTTP_ADDR=127.0.0.1:$port FLUXO_LOG_LEVEL=warn
 export FLUXO_SECRET=bench-secret-bench-secret-bench-secret-0123
@@ -34,7 +43,7 @@ p99=$(awk '$1=="99%"{print $2}' "$out/wrk.out")
 total=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$out/wrk.out")
 bad=$(grep -c '^unexpected status' "$out/wrk.out" || true)
 rss_load=$(awk '/VmHWM/{print int($2/1024)}' /proc/$srv/status)
-stored=$(sqlite3 -cmd ".timeout 10000" "$data/ingest.db" "SELECT coalesce(sum(accepted),0) FROM api_requests")
+stored=$(ingest_n "SELECT coalesce(sum(accepted),0) FROM api_requests")
 
 # 2. NDJSON bulk
 nd=$out/vendas_${NDROWS}.ndjson
@@ -51,7 +60,7 @@ TOKEN=$FLUXO_BENCH_TOKEN
 # on a quiet server: the relay first publishes what the wrk run left in the
 # outbox (a few seconds), as it would between two unrelated loads
 for _ in $(seq 1 600); do
-  left=$(sqlite3 -cmd ".timeout 10000" "$data/ingest.db" "SELECT count(*) FROM outbox")
+  left=$(ingest_n "SELECT count(*) FROM outbox")
   [ "$left" = 0 ] && break
   sleep 0.1
 done

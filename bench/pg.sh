@@ -12,7 +12,9 @@
 #      plain table of text columns, and the rows step 2 produced inserted
 #      set-based into empty copies of the four normalized tables (same
 #      indexes and foreign keys), 64k rows per transaction, like
-#      bench/normalized_ceiling.sh does for SQLite.
+#      bench/normalized_ceiling.sh does for SQLite;
+#   4. the HTTP API on the same server (bench/http.sh: wrk, one sale per
+#      POST; an NDJSON bulk POST), fresh schemas.
 # Prints markdown (a paragraph and a table) on stdout; progress on stderr.
 # usage: bench/pg.sh [ROWS [FLUXO_BIN [OUT_DIR]]]   (1000000, build/fluxo, bench/out)
 # PGDIR (default /tmp/fluxo-bench-pg) names the server's directory; the
@@ -199,6 +201,11 @@ norm_s=$(python3 -c "print(f'{$t1 - $t0:.2f}')")
 got=$(psql_q -c "SELECT count(*) FROM bench.compras")
 [ "$got" = "$n" ] || { log "normalized ceiling: expected $n purchases, got $got"; exit 1; }
 
+# 4. the HTTP API on this server (bench/http.sh with FLUXO_DB set), fresh schemas
+log "HTTP API"
+reset_schemas
+eval "$(cd "$src" && bash bench/http.sh "$bin" "$out" | tail -2)"
+
 ver=$(psql_q -c "SHOW server_version" | cut -d' ' -f1)
 echo "PostgreSQL (\`bench/pg.sh $ROWS\`): PostgreSQL $ver on this machine, a private server from"
 echo "scripts/test-servers/pg.sh (fsync, synchronous_commit and full_page_writes off; default"
@@ -214,6 +221,8 @@ echo "| re-import of the same file (all duplicates) | \`fluxo import FILE\` agai
 echo "| PostgreSQL COPY ceiling: the CSV into one table of text columns, no indexes | \`psql -c \"\\copy raw FROM FILE CSV HEADER\"\` | ${copy_s} s | $(rate "$ROWS" "$copy_s") | |"
 echo "| same, unlogged table | same | ${copyu_s} s | $(rate "$ROWS" "$copyu_s") | |"
 echo "| PostgreSQL ceiling of the normalized model: the same rows set-based into the same 4 tables, indexes and foreign keys, 64k rows per transaction | SQL in \`bench/pg.sh\` | ${norm_s} s | $(rate "$n" "$norm_s") | |"
+echo "| HTTP API on PostgreSQL: one JSON sale per POST, bearer token, validated and durably queued before the 202 | \`wrk -t2 -c64 -d15s -s bench/http_post.lua\` (\`fluxo run ingest\`) | ${http_rps} requests/s (${http_total} requests, ${http_bad} not 202; ${http_stored} rows stored); p50 ${http_p50}, p99 ${http_p99} | | ${http_rss_load} MB |"
+echo "| HTTP API on PostgreSQL: NDJSON bulk POST (after the relay drained the outbox) | \`curl --data-binary @${nd_rows}.ndjson\` | ${nd_s} s | $(rate "$nd_acc" "$nd_s") | ${http_rss} MB |"
 echo
 echo "Ratio end-to-end / normalized-model ceiling on PostgreSQL: $(python3 -c "print(f'{$norm_s/$e2e_s:.2f}')");"
 echo "ingest alone / COPY into a plain table: $(python3 -c "print(f'{$copy_s/$ing_s:.2f}')")."
