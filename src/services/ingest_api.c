@@ -1286,17 +1286,23 @@ static void pend_put(struct fx_api_writer *w, const int64_t k[2])
         w->pend_since = fx_mono_ms();
 }
 
+/* Append a key to a growable array of keys. */
+static void keys_push(int64_t (**arr)[2], size_t *n, size_t *cap, const int64_t k[2])
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 1024;
+        *arr = fx_realloc(*arr, *cap * sizeof(**arr));
+    }
+    (*arr)[*n][0] = k[0];
+    (*arr)[*n][1] = k[1];
+    (*n)++;
+}
+
 /* A key taken by the group being written (forgotten if the group rolls back). */
 static void pend_add(struct fx_api_writer *w, const int64_t k[2])
 {
     pend_put(w, k);
-    if (w->ngroup == w->capgroup) {
-        w->capgroup = w->capgroup ? 2 * w->capgroup : 1024;
-        w->group_keys = fx_realloc(w->group_keys, w->capgroup * sizeof(*w->group_keys));
-    }
-    w->group_keys[w->ngroup][0] = k[0];
-    w->group_keys[w->ngroup][1] = k[1];
-    w->ngroup++;
+    keys_push(&w->group_keys, &w->ngroup, &w->capgroup, k);
 }
 
 static int cmp_key(const void *a, const void *b)
@@ -1327,11 +1333,27 @@ static int keys_insert(struct fx_api_writer *w, const int64_t (*keys)[2], size_t
 
 #define PG_KEYS_PER_INSERT 8192
 
-/* PostgreSQL: a round trip per key would hold every group carrying a slice
- * for hundreds of them; the keys go as two array literals, 8192 a statement
- * (like the file import's, src/services/ingest.c). */
-static int keys_insert_pg(struct fx_api_writer *w, const int64_t (*keys)[2], size_t n,
-                          struct fx_err *err)
+/* PostgreSQL array literals of the keys' two words, for unnest(?::bigint[], ?::bigint[]). */
+static void key_arrays(struct fx_buf *hi, struct fx_buf *lo, const int64_t (*keys)[2], size_t n)
+{
+    fx_buf_reset(hi);
+    fx_buf_reset(lo);
+    for (size_t i = 0; i < n; i++) {
+        fx_buf_printf(hi, "%s%lld", i ? "," : "{", (long long)keys[i][0]);
+        fx_buf_printf(lo, "%s%lld", i ? "," : "{", (long long)keys[i][1]);
+    }
+    fx_buf_putc(hi, '}');
+    fx_buf_putc(lo, '}');
+}
+
+/*
+ * PostgreSQL: run sql (taking the keys' two words as unnest(?::bigint[],
+ * ?::bigint[])) on keys[0..n), 8192 keys a statement; rows it returns (hi,
+ * lo) are added to w->known. A round trip per key would hold every group
+ * for hundreds of them (the file import does the same, src/services/ingest.c).
+ */
+static int pg_keys(struct fx_api_writer *w, const char *sql, const int64_t (*keys)[2], size_t n,
+                   const char *what, struct fx_err *err)
 {
     struct fx_buf hi, lo;
     fx_buf_init(&hi, 0);
@@ -1339,26 +1361,20 @@ static int keys_insert_pg(struct fx_api_writer *w, const int64_t (*keys)[2], siz
     int rc = 0;
     for (size_t at = 0; at < n && rc == 0; at += PG_KEYS_PER_INSERT) {
         size_t end = n - at > PG_KEYS_PER_INSERT ? at + PG_KEYS_PER_INSERT : n;
-        fx_buf_reset(&hi);
-        fx_buf_reset(&lo);
-        for (size_t i = at; i < end; i++) {
-            fx_buf_printf(&hi, "%s%lld", i == at ? "{" : ",", (long long)keys[i][0]);
-            fx_buf_printf(&lo, "%s%lld", i == at ? "{" : ",", (long long)keys[i][1]);
-        }
-        fx_buf_putc(&hi, '}');
-        fx_buf_putc(&lo, '}');
+        key_arrays(&hi, &lo, keys + at, end - at);
         struct fx_stmt *st;
-        if ((rc = fx_store_prepare(w->ig->db,
-                                   "INSERT INTO seen(hi,lo) SELECT * FROM"
-                                   " unnest(?::bigint[], ?::bigint[]) ON CONFLICT DO NOTHING",
-                                   &st, err)))
+        if ((rc = fx_store_prepare(w->ig->db, sql, &st, err)))
             break;
         fx_stmt_bind_text(st, 1, hi.data, hi.len);
         fx_stmt_bind_text(st, 2, lo.data, lo.len);
-        int s = fx_stmt_step(st);
+        int s;
+        while ((s = fx_stmt_step(st)) == FX_STORE_ROW) {
+            int64_t k[2] = {fx_stmt_int(st, 0), fx_stmt_int(st, 1)};
+            keys_push(&w->known, &w->nknown, &w->capknown, k);
+        }
         fx_stmt_reset(st);
         if (s < 0)
-            rc = fx_err_set(err, s, "cannot record %zu dedupe keys: %s", end - at,
+            rc = fx_err_set(err, s, "cannot %s %zu dedupe keys: %s", what, end - at,
                             fx_store_errmsg(w->ig->db));
     }
     fx_buf_cleanup(&hi);
@@ -1373,7 +1389,11 @@ static int keys_write(struct fx_api_writer *w, const int64_t (*keys)[2], size_t 
     int64_t gen0 = 0;
     if (w->sf_enabled && read_int(w->ig->db, "SELECT gen FROM seen_gen", &gen0) != 0)
         w->sf_valid = 0;
-    int rc = w->pg ? keys_insert_pg(w, keys, n, err) : keys_insert(w, keys, n, err);
+    int rc = w->pg ? pg_keys(w,
+                             "INSERT INTO seen(hi,lo) SELECT * FROM"
+                             " unnest(?::bigint[], ?::bigint[]) ON CONFLICT DO NOTHING",
+                             keys, n, "record", err)
+                   : keys_insert(w, keys, n, err);
     if (rc == 0 && w->sf_enabled &&
         (rc = fx_store_exec(w->ig->db, "UPDATE seen_gen SET gen = gen + 1", err)))
         fx_err_set(err, rc, "cannot record dedupe keys: %s", fx_store_errmsg(w->ig->db));
@@ -1481,13 +1501,7 @@ static void ask_push(struct fx_api_writer *w, const int64_t k[2])
 {
     if (pend_has(w, k) || fq_has(w, k))
         return; /* decided without `seen` */
-    if (w->nask == w->capask) {
-        w->capask = w->capask ? 2 * w->capask : 1024;
-        w->ask = fx_realloc(w->ask, w->capask * sizeof(*w->ask));
-    }
-    w->ask[w->nask][0] = k[0];
-    w->ask[w->nask][1] = k[1];
-    w->nask++;
+    keys_push(&w->ask, &w->nask, &w->capask, k);
 }
 
 /*
@@ -1519,45 +1533,10 @@ static int pg_prefetch(struct fx_api_writer *w, struct fx_api_req *list, struct 
             n++;
         }
     w->nask = n;
-    struct fx_buf hi, lo;
-    fx_buf_init(&hi, 0);
-    fx_buf_init(&lo, 0);
-    int rc = 0;
-    for (size_t at = 0; at < n && rc == 0; at += PG_KEYS_PER_INSERT) {
-        size_t end = n - at > PG_KEYS_PER_INSERT ? at + PG_KEYS_PER_INSERT : n;
-        fx_buf_reset(&hi);
-        fx_buf_reset(&lo);
-        for (size_t i = at; i < end; i++) {
-            fx_buf_printf(&hi, "%s%lld", i == at ? "{" : ",", (long long)w->ask[i][0]);
-            fx_buf_printf(&lo, "%s%lld", i == at ? "{" : ",", (long long)w->ask[i][1]);
-        }
-        fx_buf_putc(&hi, '}');
-        fx_buf_putc(&lo, '}');
-        struct fx_stmt *st;
-        if ((rc = fx_store_prepare(w->ig->db,
-                                   "SELECT s.hi, s.lo FROM unnest(?::bigint[], ?::bigint[])"
-                                   " AS k(hi, lo) JOIN seen s ON s.hi = k.hi AND s.lo = k.lo",
-                                   &st, err)))
-            break;
-        fx_stmt_bind_text(st, 1, hi.data, hi.len);
-        fx_stmt_bind_text(st, 2, lo.data, lo.len);
-        int s;
-        while ((s = fx_stmt_step(st)) == FX_STORE_ROW) {
-            if (w->nknown == w->capknown) {
-                w->capknown = w->capknown ? 2 * w->capknown : 256;
-                w->known = fx_realloc(w->known, w->capknown * sizeof(*w->known));
-            }
-            w->known[w->nknown][0] = fx_stmt_int(st, 0);
-            w->known[w->nknown][1] = fx_stmt_int(st, 1);
-            w->nknown++;
-        }
-        fx_stmt_reset(st);
-        if (s < 0)
-            rc = fx_err_set(err, s, "cannot look up %zu dedupe keys: %s", end - at,
-                            fx_store_errmsg(w->ig->db));
-    }
-    fx_buf_cleanup(&hi);
-    fx_buf_cleanup(&lo);
+    int rc = pg_keys(w,
+                     "SELECT s.hi, s.lo FROM unnest(?::bigint[], ?::bigint[])"
+                     " AS k(hi, lo) JOIN seen s ON s.hi = k.hi AND s.lo = k.lo",
+                     (const int64_t(*)[2])w->ask, n, "look up", err);
     if (rc == 0) {
         if (w->nknown > 1)
             qsort(w->known, w->nknown, sizeof(*w->known), cmp_key);
