@@ -1025,16 +1025,23 @@ static int flush_pending(struct fx_distribution *d, const char *now, char *why, 
     return 0;
 }
 
+/* The transaction of a set of items; on failure the reason goes to the first. */
+static int begin_items(struct fx_distribution *d, struct item *items)
+{
+    int rc = fx_store_begin(d->db);
+    if (rc)
+        snprintf(items[0].why, sizeof(items[0].why), "cannot begin: %s", fx_store_errmsg(d->db));
+    return rc;
+}
+
 static int apply_items_rows(struct fx_distribution *d, struct item *items, size_t n, size_t *failed)
 {
     char now[32];
     fx__now_iso(now);
-    int rc = fx_store_begin(d->db);
-    if (rc) {
-        snprintf(items[0].why, sizeof(items[0].why), "cannot begin: %s", fx_store_errmsg(d->db));
-        *failed = 0;
+    *failed = 0;
+    int rc = begin_items(d, items);
+    if (rc)
         return rc;
-    }
     for (size_t i = 0; i < n; i++) {
         if ((rc = apply_item(d, &items[i], now)) != 0) {
             *failed = i;
@@ -1475,11 +1482,9 @@ static int apply_items_bulk(struct fx_distribution *d, struct item *items, size_
     char now[32];
     fx__now_iso(now);
     *failed = 0;
-    int rc = fx_store_begin(d->db);
-    if (rc) {
-        snprintf(items[0].why, sizeof(items[0].why), "cannot begin: %s", fx_store_errmsg(d->db));
+    int rc = begin_items(d, items);
+    if (rc)
         return rc;
-    }
     size_t *which = fx_malloc(n * sizeof(*which));
     int64_t t0 = fx_mono_ms();
     for (size_t i = 0; i < n; i++) {

@@ -876,17 +876,17 @@ struct fx_api_writer {
     int64_t (*group_keys)[2]; /* keys taken by the group being written */
     size_t ngroup, capgroup;
     _Atomic uint64_t st_filtered, st_looked_up; /* new keys the filter proved; lookups */
-    /* the dedupe filter (see above) */
-    int pg; /* the store is PostgreSQL */
+    int pg;                                     /* the store is PostgreSQL */
     /* PostgreSQL: the keys a group will look up (ask) and those of them
      * `seen` holds (known), both sorted, read in one go before the group */
     int64_t (*ask)[2], (*known)[2];
     size_t nask, capask, nknown, capknown;
     int prefetched;
-    /* PostgreSQL: the group's api_requests rows, a array literal per column
+    /* PostgreSQL: the group's api_requests rows, an array literal per column
      * (without its braces), written in one statement before the commit */
     struct fx_buf ar_col[13];
     size_t ar_n;
+    /* the dedupe filter (see above) */
     int sf_enabled, sf_valid, sf_running;
     struct seen_filter sf, sf_next; /* in use; a finished rebuild (under sf_mu) */
     int sf_next_rc;                 /* 0 none, 1 built, < 0 failed (under sf_mu) */
@@ -968,6 +968,16 @@ static void *sf_rebuild_main(void *arg)
     return NULL;
 }
 
+/* seen_gen.gen inside the writer's transaction: 0, or -1 with the filter
+ * turned off (it can no longer be trusted to hold every key). */
+static int gen_read(struct fx_api_writer *w, int64_t *gen)
+{
+    if (read_int(w->ig->db, "SELECT gen FROM seen_gen", gen) == 0)
+        return 0;
+    w->sf_valid = 0;
+    return -1;
+}
+
 /* Inside the writer's transaction: is the filter still the whole of `seen`?
  * Installs a finished rebuild; starts one when the filter is off. */
 static void sf_check(struct fx_api_writer *w)
@@ -975,10 +985,8 @@ static void sf_check(struct fx_api_writer *w)
     if (!w->sf_enabled)
         return;
     int64_t gen = 0;
-    if (read_int(w->ig->db, "SELECT gen FROM seen_gen", &gen) != 0) {
-        w->sf_valid = 0;
+    if (gen_read(w, &gen) != 0)
         return;
-    }
     pthread_mutex_lock(&w->sf_mu);
     int done = w->sf_next_rc;
     pthread_mutex_unlock(&w->sf_mu);
@@ -1030,10 +1038,8 @@ static void sf_own(struct fx_api_writer *w, int64_t from, const int64_t (*keys)[
     if (!w->sf_enabled)
         return;
     int64_t to = 0;
-    if (read_int(w->ig->db, "SELECT gen FROM seen_gen", &to) != 0) {
-        w->sf_valid = 0;
+    if (gen_read(w, &to) != 0)
         return;
-    }
     if (w->sf.bits)
         for (size_t i = 0; i < n; i++)
             sf_add(&w->sf, keys[i]); /* even when off: a superset is never wrong */
@@ -1387,8 +1393,8 @@ static int keys_write(struct fx_api_writer *w, const int64_t (*keys)[2], size_t 
                       struct fx_err *err)
 {
     int64_t gen0 = 0;
-    if (w->sf_enabled && read_int(w->ig->db, "SELECT gen FROM seen_gen", &gen0) != 0)
-        w->sf_valid = 0;
+    if (w->sf_enabled)
+        gen_read(w, &gen0);
     int rc = w->pg ? pg_keys(w,
                              "INSERT INTO seen(hi,lo) SELECT * FROM"
                              " unnest(?::bigint[], ?::bigint[]) ON CONFLICT DO NOTHING",

@@ -268,6 +268,20 @@ dist_kill_worker() {
   DIST_KILLED+=("$p")
 }
 
+# dist_kill_first_busy_worker: once a worker has finished a batch, kill it
+# with SIGKILL; fails when the stream was already over (nothing left to
+# redeliver, so the kill would test nothing).
+dist_kill_first_busy_worker() {
+  local at_kill
+  dist_wait_first_worker
+  dist_kill_worker "$FIRST_WORKER"
+  at_kill=$(applied)
+  [ "$at_kill" -lt "$exp_compras" ] ||
+    fail "the stream was over before the kill ($at_kill purchases): raise FLUXO_DIST_ROWS"
+  echo "ok - worker $FIRST_WORKER killed with SIGKILL mid-stream ($at_kill of $exp_compras" \
+    "purchases applied)"
+}
+
 # dist_check_exact: the end state, against the SQLite reference.
 dist_check_exact() {
   local t

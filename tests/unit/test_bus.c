@@ -545,6 +545,14 @@ static void test_nack_backoff(void **state)
     fx_bus_close(b);
 }
 
+/* What distribution does once it has decoded a chunk: the data is freed. */
+static void drop_data(struct fx_delivery *d)
+{
+    free(d->data);
+    d->data = NULL;
+    d->data_len = 0;
+}
+
 /* The caller may drop a delivery's data once it has used it (distribution
  * frees it after decoding a chunk): a nack after that still redelivers the
  * message whole, and a dead letter keeps its data. */
@@ -559,18 +567,14 @@ static void test_nack_after_data_freed(void **state)
     declare1(b, GROUP(f, g, "freed"), RKEY(f, pat, "job"), &o);
     publish1(b, pat, "c1", NULL, "{\"rows\":[1,2,3]}");
     struct fx_delivery *d = recv_must(b, g, "c1");
-    free(d->data);
-    d->data = NULL;
-    d->data_len = 0;
+    drop_data(d);
     assert_int_equal(fx_bus_nack(b, d, "store busy"), 0);
     fx_delivery_free(d);
     d = recv_must(b, g, "c1");
     assert_int_equal(d->attempt, 2);
     assert_non_null(d->data);
     assert_string_equal(d->data, "{\"rows\":[1,2,3]}");
-    free(d->data);
-    d->data = NULL;
-    d->data_len = 0;
+    drop_data(d);
     assert_int_equal(fx_bus_nack(b, d, "still busy"), 0); /* max_attempts: dead letter */
     fx_delivery_free(d);
     struct fx_delivery *again = recv_wait(b, g, 200);

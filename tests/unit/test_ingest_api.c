@@ -370,21 +370,29 @@ static struct fx_api_req *submit_to(struct fx_api_writer *w, struct fx_api_req *
     return r;
 }
 
-/* The first group starts the filter's build: submit small requests until
- * the filter is in use (it proved a key new). */
-static void warm_filter(struct env *e)
+/* Submit small requests (rows new sales of "prefix i" from day0 + i) until
+ * the filter has proved more keys new than `past` (it is in use), at most
+ * `tries` of them; returns the filter's count. */
+static uint64_t until_filtered(struct env *e, const char *prefix, int day0, int rows, int tries,
+                               uint64_t past)
 {
-    uint64_t filtered = 0, looked = 0;
-    for (int i = 0; i < 100 && filtered == 0; i++) {
+    uint64_t filtered = past, looked = 0;
+    for (int i = 0; i < tries && filtered == past; i++) {
         char p[16];
-        snprintf(p, sizeof(p), "Warm%d", i);
+        snprintf(p, sizeof(p), "%s%d", prefix, i);
         struct fx_api_req *a = new_req(e);
-        add_many(a, p, 1 + i, 3);
+        add_many(a, p, day0 + i, rows);
         fx_api_req_free(submit_to(e->w, a));
         fx_api_writer_dedupe_stats(e->w, &filtered, &looked);
         usleep(20 * 1000);
     }
-    assert_true(filtered > 0);
+    return filtered;
+}
+
+/* The first group starts the filter's build: wait until it is in use. */
+static void warm_filter(struct env *e)
+{
+    assert_true(until_filtered(e, "Warm", 1, 3, 100, 0) > 0);
 }
 
 /* The in-memory dedupe filter: once built, new keys skip the lookup; keys
@@ -418,19 +426,9 @@ static void test_dedupe_filter(void **state)
 
     /* the filter comes back (rebuilt with the other writer's keys) and still
      * finds them: duplicates without a false "new" */
-    uint64_t f0 = 0, l0 = 0, f1 = 0, l1 = 0;
+    uint64_t f0 = 0, l0 = 0;
     fx_api_writer_dedupe_stats(e->w, &f0, &l0);
-    f1 = f0;
-    for (int i = 0; i < 200 && f1 == f0; i++) {
-        char p[16];
-        snprintf(p, sizeof(p), "Later%d", i);
-        struct fx_api_req *a = new_req(e);
-        add_many(a, p, 120 + i, 2);
-        fx_api_req_free(submit_to(e->w, a));
-        fx_api_writer_dedupe_stats(e->w, &f1, &l1);
-        usleep(20 * 1000);
-    }
-    assert_true(f1 > f0);
+    assert_true(until_filtered(e, "Later", 120, 2, 200, f0) > f0);
     struct fx_api_req *d = new_req(e);
     add_many(d, "Outro", 0, 200);
     submit_to(e->w, d);
