@@ -41,7 +41,11 @@ rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' "$out/wrk.out")
 p50=$(awk '$1=="50%"{print $2}' "$out/wrk.out")
 p99=$(awk '$1=="99%"{print $2}' "$out/wrk.out")
 total=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$out/wrk.out")
-bad=$(grep -c '^unexpected status' "$out/wrk.out" || true)
+# replies other than 2xx, and socket errors (connect, read, write, timeout)
+non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\)/\1/p' "$out/wrk.out")
+sockerr=$(sed -n 's/^ *Socket errors: *//p' "$out/wrk.out" | tr -cs '0-9' ' ' |
+  awk '{s=0; for (i=1;i<=NF;i++) s+=$i; print s}')
+bad=$(( ${non2xx:-0} + ${sockerr:-0} ))
 rss_load=$(awk '/VmHWM/{print int($2/1024)}' /proc/$srv/status)
 stored=$(ingest_n "SELECT coalesce(sum(accepted),0) FROM api_requests")
 

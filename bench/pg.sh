@@ -221,7 +221,7 @@ echo "| re-import of the same file (all duplicates) | \`fluxo import FILE\` agai
 echo "| PostgreSQL COPY ceiling: the CSV into one table of text columns, no indexes | \`psql -c \"\\copy raw FROM FILE CSV HEADER\"\` | ${copy_s} s | $(rate "$ROWS" "$copy_s") | |"
 echo "| same, unlogged table | same | ${copyu_s} s | $(rate "$ROWS" "$copyu_s") | |"
 echo "| PostgreSQL ceiling of the normalized model: the same rows set-based into the same 4 tables, indexes and foreign keys, 64k rows per transaction | SQL in \`bench/pg.sh\` | ${norm_s} s | $(rate "$n" "$norm_s") | |"
-echo "| HTTP API on PostgreSQL: one JSON sale per POST, bearer token, validated and durably queued before the 202 | \`wrk -t2 -c64 -d15s -s bench/http_post.lua\` (\`fluxo run ingest\`) | ${http_rps} requests/s (${http_total} requests, ${http_bad} not 202; ${http_stored} rows stored); p50 ${http_p50}, p99 ${http_p99} | | ${http_rss_load} MB |"
+echo "| HTTP API on PostgreSQL: one JSON sale per POST, bearer token, validated and durably queued before the 202 | \`wrk -t2 -c64 -d15s -s bench/http_post.lua\` (\`fluxo run ingest\`) | ${http_rps} requests/s (${http_total} requests, ${http_bad} not 2xx or failed; ${http_stored} rows stored); p50 ${http_p50}, p99 ${http_p99} | | ${http_rss_load} MB |"
 echo "| HTTP API on PostgreSQL: NDJSON bulk POST (after the relay drained the outbox) | \`curl --data-binary @${nd_rows}.ndjson\` | ${nd_s} s | $(rate "$nd_acc" "$nd_s") | ${http_rss} MB |"
 echo
 echo "Ratio end-to-end / normalized-model ceiling on PostgreSQL: $(python3 -c "print(f'{$norm_s/$e2e_s:.2f}')");"

@@ -114,7 +114,7 @@ mem=$(free -g | awk '/Mem:/{print $2}')
   echo
   echo "| measurement | command | result | latency | server peak RSS |"
   echo "|---|---|---|---|---|"
-  echo "| one JSON sale per POST, bearer token, validated and durably queued before the 202 | \`wrk -t2 -c64 -d15s -s bench/http_post.lua\` | ${http_rps} requests/s (${http_total} requests, ${http_bad} not 202; ${http_stored} rows stored) | p50 ${http_p50}, p99 ${http_p99} | ${http_rss_load} MB |"
+  echo "| one JSON sale per POST, bearer token, validated and durably queued before the 202 | \`wrk -t2 -c64 -d15s -s bench/http_post.lua\` | ${http_rps} requests/s (${http_total} requests, ${http_bad} not 2xx or failed; ${http_stored} rows stored) | p50 ${http_p50}, p99 ${http_p99} | ${http_rss_load} MB |"
   echo "| NDJSON bulk POST (after the relay drained the outbox) | \`curl --data-binary @${nd_rows}.ndjson\` | $(rate "$nd_acc" "$nd_s") rows/s (${nd_acc} rows in ${nd_s} s) | | ${http_rss} MB |"
   echo
   echo "$pg_md"
