@@ -35,6 +35,8 @@ int fx_buf_append(struct fx_buf *b, const void *data, size_t n);
 int fx_buf_reserve(struct fx_buf *b, size_t extra);
 int fx_buf_putc(struct fx_buf *b, char c);
 int fx_buf_puts(struct fx_buf *b, const char *s);
+/* Append v in decimal (without printf: replies written per request use it). */
+int fx_buf_putu(struct fx_buf *b, uint64_t v);
 int fx_buf_printf(struct fx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int fx_buf_vprintf(struct fx_buf *b, const char *fmt, va_list ap);
 /* Append s as a JSON string literal (with quotes), escaping as RFC 8259 requires. */

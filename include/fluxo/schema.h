@@ -165,6 +165,9 @@ int fx_pipeline_validate(const struct fx_binding *b, const struct fx_record *rec
 void fx_pipeline_dedupe_key(const struct fx_binding *b, const struct fx_row *row,
                             const char *source_hash, char key_out[65], char content_out[65],
                             int *by_content);
+/* 1 when rows bound by b are keyed by position, the only keys that read
+ * source_hash (callers may compute it only then). */
+int fx_binding_keys_by_position(const struct fx_binding *b);
 
 /* ---- upsert plan ---- */
 

@@ -125,6 +125,17 @@ int fx_buf_puts(struct fx_buf *b, const char *s)
     return fx_buf_append(b, s, strlen(s));
 }
 
+int fx_buf_putu(struct fx_buf *b, uint64_t v)
+{
+    char d[20];
+    size_t n = sizeof(d);
+    do {
+        d[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return fx_buf_append(b, d + n, sizeof(d) - n);
+}
+
 int fx_buf_vprintf(struct fx_buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;

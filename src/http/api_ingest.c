@@ -125,17 +125,35 @@ static int list_stored(void *ud, long row, int column, const char *field, const 
     return list_api_issue(ud, &is);
 }
 
+/* Written with puts, not printf: one reply per request, and the printf
+ * of this line was 5 % of an event loop's time under load. The ids and the
+ * pipeline name are safe in JSON as they are (uuids; a pipeline's name is
+ * an identifier, [a-z0-9_], checked when pipelines load). */
 static void counts_json(struct fx_buf *b, const struct fx_api_counts *c)
 {
-    fx_buf_printf(b,
-                  "\"batch_id\":\"%s\",\"correlation_id\":\"%s\",\"pipeline\":\"%s\","
-                  "\"received\":%llu,\"accepted\":%llu,\"rejected\":%llu,\"duplicates\":%llu,"
-                  "\"warnings\":%llu,\"possible_duplicates\":%llu,"
-                  "\"status_url\":\"/api/v1/status/%s\",\"batch_url\":\"/api/v1/batches/%s\"",
-                  c->batch_id, c->correlation_id, c->pipeline, (unsigned long long)c->received,
-                  (unsigned long long)c->accepted, (unsigned long long)c->rejected,
-                  (unsigned long long)c->duplicate, (unsigned long long)c->warnings,
-                  (unsigned long long)c->possible_dup, c->correlation_id, c->batch_id);
+    fx_buf_puts(b, "\"batch_id\":\"");
+    fx_buf_puts(b, c->batch_id);
+    fx_buf_puts(b, "\",\"correlation_id\":\"");
+    fx_buf_puts(b, c->correlation_id);
+    fx_buf_puts(b, "\",\"pipeline\":\"");
+    fx_buf_puts(b, c->pipeline);
+    fx_buf_puts(b, "\",\"received\":");
+    fx_buf_putu(b, c->received);
+    fx_buf_puts(b, ",\"accepted\":");
+    fx_buf_putu(b, c->accepted);
+    fx_buf_puts(b, ",\"rejected\":");
+    fx_buf_putu(b, c->rejected);
+    fx_buf_puts(b, ",\"duplicates\":");
+    fx_buf_putu(b, c->duplicate);
+    fx_buf_puts(b, ",\"warnings\":");
+    fx_buf_putu(b, c->warnings);
+    fx_buf_puts(b, ",\"possible_duplicates\":");
+    fx_buf_putu(b, c->possible_dup);
+    fx_buf_puts(b, ",\"status_url\":\"/api/v1/status/");
+    fx_buf_puts(b, c->correlation_id);
+    fx_buf_puts(b, "\",\"batch_url\":\"/api/v1/batches/");
+    fx_buf_puts(b, c->batch_id);
+    fx_buf_putc(b, '"');
 }
 
 /* The reply to a handled records request (fresh or replayed). */
@@ -176,12 +194,16 @@ static void reply_records(struct req *r, struct fx_api_req *ar)
         fx_buf_putc(&b, '{');
     }
     counts_json(&b, c);
-    fx_buf_printf(&b, ",\"errors\":[%s]", eb.data ? eb.data : "");
+    fx_buf_puts(&b, ",\"errors\":[");
+    fx_buf_append(&b, eb.data, eb.len);
+    fx_buf_putc(&b, ']');
     if (l.nerr > MAX_LISTED)
-        fx_buf_printf(&b, ",\"errors_truncated\":true");
-    fx_buf_printf(&b, ",\"warning_details\":[%s]", wb.data ? wb.data : "");
+        fx_buf_puts(&b, ",\"errors_truncated\":true");
+    fx_buf_puts(&b, ",\"warning_details\":[");
+    fx_buf_append(&b, wb.data, wb.len);
+    fx_buf_putc(&b, ']');
     if (l.nwarn > MAX_LISTED)
-        fx_buf_printf(&b, ",\"warnings_truncated\":true");
+        fx_buf_puts(&b, ",\"warnings_truncated\":true");
     fx_buf_putc(&b, '}');
     /* the request's ids are the records' ids */
     memcpy(r->corr, c->correlation_id, 37);
@@ -190,8 +212,8 @@ static void reply_records(struct req *r, struct fx_api_req *ar)
     if (fx_api_req_replay(ar) == 1)
         req_header(r, "Idempotent-Replayed", "true");
     if (!all_rejected) {
-        char loc[96];
-        snprintf(loc, sizeof(loc), "/api/v1/status/%s", c->correlation_id);
+        char loc[96] = "/api/v1/status/";
+        memcpy(loc + 15, c->correlation_id, 37);
         req_header(r, "Location", loc);
     }
     fx_buf_cleanup(&b);

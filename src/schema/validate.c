@@ -959,6 +959,11 @@ static int hashes_integer(enum fx_type t)
     return fx_type_is_integer(t) || t == FX_T_DATE || t == FX_T_DATETIME;
 }
 
+int fx_binding_keys_by_position(const struct fx_binding *b)
+{
+    return !b->content_ok && !b->p->dedupe_by_content;
+}
+
 void fx_pipeline_dedupe_key(const struct fx_binding *b, const struct fx_row *row,
                             const char *source_hash, char key_out[65], char content_out[65],
                             int *by_content)

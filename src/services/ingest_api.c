@@ -177,7 +177,6 @@ struct fx_api_req *fx_api_req_new(const struct fx_pipeline *p, const char *corre
     } else {
         fx_traceparent_new(r->trace);
     }
-    fx_sha256_hex(r->corr, 36, r->source_hash);
     size_t nf = fx_pipeline_nfields(p);
     r->raw = fx_calloc(nf ? nf : 1, sizeof(int));
     r->nraw = fx__raw_fields(p, r->raw);
@@ -339,6 +338,10 @@ int fx_api_req_add(struct fx_api_req *r, const char *const *names, const struct 
     struct api_row *ar = &r->rows[r->nrows];
     memset(ar, 0, sizeof(*ar));
     char key[65], content[65];
+    /* the request's id as a source, for position keys only (a sub-request
+     * of a big body has its owner's id, and so the same hash) */
+    if (!r->source_hash[0] && fx_binding_keys_by_position(b))
+        fx_sha256_hex(r->corr, 36, r->source_hash);
     fx_pipeline_dedupe_key(b, &r->row, r->source_hash, key, content, &ar->by_content);
     fx__key_words(key, ar->key);
     fx__key_words(content, ar->content);
@@ -483,7 +486,6 @@ static void slice_run(struct slice *sl)
     struct fx_api_req *sub = fx_calloc(1, sizeof(*sub));
     sub->p = o->p;
     memcpy(sub->corr, o->corr, sizeof(sub->corr));
-    memcpy(sub->source_hash, o->source_hash, sizeof(sub->source_hash));
     size_t nf = fx_pipeline_nfields(o->p);
     sub->raw = fx_calloc(nf ? nf : 1, sizeof(int));
     memcpy(sub->raw, o->raw, o->nraw * sizeof(int));
