@@ -211,6 +211,8 @@ struct fx_plan_table {
 struct fx_plan {
     size_t ntables;
     const struct fx_plan_table *tables; /* dependency order: refs point backwards */
+    size_t nraw;
+    const int *raw; /* fields whose raw input text a table stores (FX_SRC_RAW), ascending */
 };
 
 const struct fx_plan *fx_pipeline_plan(const struct fx_pipeline *p);

@@ -229,13 +229,12 @@ struct rec_state {
     struct fx_jsonrec_parser *jp;
     int compras; /* the original body: flatten cliente./produto. */
     int fatal;
-    struct fx_err err;
     struct fx_sha256 sha;
     int idem;
     char **names; /* renamed keys (compras) */
     size_t cap_names;
-    int write_rc; /* the writer's outcome */
-    struct fx_err write_err;
+    int write_rc;       /* the writer's outcome */
+    char *write_reason; /* and its reason, when it failed */
 };
 
 static void rec_state_free(void *p)
@@ -245,6 +244,7 @@ static void rec_state_free(void *p)
         return;
     fx_jsonrec_free(s->jp);
     fx_api_req_free(s->ar);
+    free(s->write_reason);
     for (size_t i = 0; i < s->cap_names; i++)
         free(s->names[i]);
     free(s->names);
@@ -381,10 +381,12 @@ static void records_data(struct req *r, const char *data, size_t len)
         fx_sha256_update(&s->sha, data, len);
     if (s->fatal)
         return;
-    int rc = fx_jsonrec_feed(s->jp, data, len, &s->err);
+    struct fx_err err;
+    fx_err_clear(&err);
+    int rc = fx_jsonrec_feed(s->jp, data, len, &err);
     if (rc < 0) {
         s->fatal = 1;
-        body_problem(r, &s->err);
+        body_problem(r, &err);
     }
 }
 
@@ -397,8 +399,8 @@ static void records_done(void *ud, struct fx_api_req *ar, int rc, const struct f
     struct req *r = ud;
     struct rec_state *s = r->state;
     s->write_rc = rc;
-    if (err)
-        s->write_err = *err;
+    if (err && err->reason[0])
+        s->write_reason = fx_strdup(err->reason);
     req_resume(r);
 }
 
@@ -408,7 +410,7 @@ static void records_resumed(struct req *r)
     struct fx_api_req *ar = s->ar;
     if (s->write_rc < 0) {
         req_problemf(r, 503, NULL, "the rows could not be stored (nothing was taken): %s",
-                     s->write_err.reason[0] ? s->write_err.reason : fx_strerror(s->write_rc));
+                     s->write_reason ? s->write_reason : fx_strerror(s->write_rc));
         req_header(r, "Retry-After", "5");
     } else if (fx_api_req_replay(ar) == 2) {
         req_problem(r, 422, NULL,
@@ -427,8 +429,10 @@ static void records_end(struct req *r)
     struct rec_state *s = r->state;
     if (s->fatal)
         return;
-    if (fx_jsonrec_finish(s->jp, &s->err) < 0) {
-        body_problem(r, &s->err);
+    struct fx_err err;
+    fx_err_clear(&err);
+    if (fx_jsonrec_finish(s->jp, &err) < 0) {
+        body_problem(r, &err);
         return;
     }
     fx_api_req_settle(s->ar);

@@ -1413,6 +1413,26 @@ static int compile_tables(struct cc *c, struct fy_node *n, int fb)
     return 0;
 }
 
+/* The fields whose raw input text some table stores, in field order: rows
+ * carry only these (chunks, requests), and every request asked for them. */
+static void plan_raw_fields(struct fx_pipeline *p, struct fx_arena *a)
+{
+    int *raw = fx_arena_alloc(a, (p->nfields ? p->nfields : 1) * sizeof(int));
+    size_t n = 0;
+    for (size_t f = 0; f < p->nfields; f++) {
+        int used = 0;
+        for (size_t t = 0; t < p->plan.ntables && !used; t++)
+            for (size_t k = 0; k < p->plan.tables[t].ncols; k++)
+                if (p->plan.tables[t].cols[k].kind == FX_SRC_RAW &&
+                    p->plan.tables[t].cols[k].a == (int)f)
+                    used = 1;
+        if (used)
+            raw[n++] = (int)f;
+    }
+    p->plan.raw = raw;
+    p->plan.nraw = n;
+}
+
 /* ---- top level ---- */
 
 static int compile(struct cc *c, struct fy_node *root)
@@ -1451,6 +1471,7 @@ static int compile(struct cc *c, struct fy_node *root)
     if ((n = get(c, root, "tables", &line, &found)), found)
         if ((rc = compile_tables(c, n, line)))
             return rc;
+    plan_raw_fields(p, c->a);
     return 0;
 }
 

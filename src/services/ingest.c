@@ -413,18 +413,9 @@ void fx__chunk_row(struct fx_buf *b, int first, const struct fx_pipeline *p,
 size_t fx__raw_fields(const struct fx_pipeline *p, int *out)
 {
     const struct fx_plan *plan = fx_pipeline_plan(p);
-    size_t nf = fx_pipeline_nfields(p), n = 0;
-    for (size_t f = 0; f < nf; f++) {
-        int used = 0;
-        for (size_t t = 0; t < plan->ntables && !used; t++)
-            for (size_t c = 0; c < plan->tables[t].ncols; c++)
-                if (plan->tables[t].cols[c].kind == FX_SRC_RAW &&
-                    plan->tables[t].cols[c].a == (int)f)
-                    used = 1;
-        if (used)
-            out[n++] = (int)f;
-    }
-    return n;
+    if (plan->nraw)
+        memcpy(out, plan->raw, plan->nraw * sizeof(int));
+    return plan->nraw;
 }
 
 static void chunk_begin(struct job *j)

@@ -48,17 +48,22 @@
 /* ---- header bindings, cached by key set ---- */
 
 /* JSON records name their fields; the binding of a key set is built once
- * and shared (read-only) by every thread. */
+ * and shared (read-only) by every thread. Entries live as long as the
+ * process. */
 #define BIND_CACHE 64
 struct bind_entry {
     const struct fx_pipeline *p;
     uint64_t hash;
-    char *sig;
+    char *sig; /* the names joined by \x1f */
+    size_t n;
     struct fx_binding *b;
 };
 static struct bind_entry bind_cache[BIND_CACHE];
 static size_t bind_count;
 static pthread_mutex_t bind_mu = PTHREAD_MUTEX_INITIALIZER;
+/* the entry this thread used last: one-record requests (one per POST) nearly
+ * always repeat it, and are spared the signature, hash and lock */
+static __thread const struct bind_entry *last_entry;
 
 static int names_signature(const char *const *names, size_t n, struct fx_buf *out)
 {
@@ -71,9 +76,23 @@ static int names_signature(const char *const *names, size_t n, struct fx_buf *ou
     return 0;
 }
 
-/* Returns a binding (cached: *owned = 0; else the caller frees it) or NULL with err. */
+/* 1 when sig is the signature of names */
+static int sig_matches(const char *sig, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(names[i]);
+        if (strncmp(sig, names[i], l) != 0 || sig[l] != (i + 1 < n ? '\x1f' : '\0'))
+            return 0;
+        sig += l + 1;
+    }
+    return 1;
+}
+
+/* Returns a binding (cached: *owned = 0 and *sig_out its entry's signature;
+ * else the caller frees it and *sig_out is sig's data) or NULL with err. */
 static struct fx_binding *bind_for(const struct fx_pipeline *p, const char *const *names, size_t n,
-                                   struct fx_buf *sig, int *owned, struct fx_err *err)
+                                   struct fx_buf *sig, const char **sig_out, int *owned,
+                                   struct fx_err *err)
 {
     names_signature(names, n, sig);
     uint64_t h = fx_hash64(sig->data ? sig->data : "", sig->len);
@@ -84,6 +103,8 @@ static struct fx_binding *bind_for(const struct fx_pipeline *p, const char *cons
             strlen(bind_cache[i].sig) == sig->len &&
             memcmp(bind_cache[i].sig, sig->data ? sig->data : "", sig->len) == 0) {
             struct fx_binding *b = bind_cache[i].b;
+            last_entry = &bind_cache[i];
+            *sig_out = bind_cache[i].sig;
             pthread_mutex_unlock(&bind_mu);
             return b;
         }
@@ -101,13 +122,18 @@ static struct fx_binding *bind_for(const struct fx_pipeline *p, const char *cons
     free(cells);
     if (rc)
         return NULL;
+    *sig_out = sig->data ? sig->data : "";
     pthread_mutex_lock(&bind_mu);
     if (bind_count < BIND_CACHE) {
-        bind_cache[bind_count].p = p;
-        bind_cache[bind_count].hash = h;
-        bind_cache[bind_count].sig = fx_strndup(sig->data ? sig->data : "", sig->len);
-        bind_cache[bind_count].b = b;
+        struct bind_entry *e = &bind_cache[bind_count];
+        e->p = p;
+        e->hash = h;
+        e->sig = fx_strndup(sig->data ? sig->data : "", sig->len);
+        e->n = n;
+        e->b = b;
         bind_count++;
+        last_entry = e;
+        *sig_out = e->sig;
     } else {
         *owned = 1;
     }
@@ -139,6 +165,7 @@ struct fx_api_req {
     struct fx_row row;
     struct fx_issues iss;
     struct fx_buf sig;            /* names signature of the last record bound */
+    const char *last_sig;         /* it, or its cache entry's copy */
     struct fx_binding *last_bind; /* its (cached, shared) binding */
     size_t last_n;
     struct fx_buf frag; /* rendered accepted rows */
@@ -294,22 +321,18 @@ int fx_api_req_add(struct fx_api_req *r, const char *const *names, const struct 
     fx_err_clear(&err);
     int owned = 0;
     struct fx_binding *b = NULL;
-    /* records of a body nearly always repeat the previous one's keys: compare
-     * them with its signature before hashing and locking the shared cache */
-    if (r->last_bind && n == r->last_n) {
-        const char *sig = r->sig.data;
-        size_t i = 0;
-        for (; i < n; i++) {
-            size_t l = strlen(names[i]);
-            if (strncmp(sig, names[i], l) != 0 || sig[l] != (i + 1 < n ? '\x1f' : '\0'))
-                break;
-            sig += l + 1;
-        }
-        if (i == n)
-            b = r->last_bind;
-    }
-    if (!b) {
-        b = bind_for(r->p, names, n, &r->sig, &owned, &err);
+    /* records of a body nearly always repeat the previous one's keys, and
+     * requests this thread's previous one's: compare them with its
+     * signature before hashing and locking the shared cache */
+    const struct bind_entry *e = last_entry;
+    if (r->last_bind && n == r->last_n && sig_matches(r->last_sig, names, n)) {
+        b = r->last_bind;
+    } else if (e && e->p == r->p && e->n == n && sig_matches(e->sig, names, n)) {
+        b = r->last_bind = e->b;
+        r->last_sig = e->sig;
+        r->last_n = n;
+    } else {
+        b = bind_for(r->p, names, n, &r->sig, &r->last_sig, &owned, &err);
         r->last_bind = owned ? NULL : b;
         r->last_n = n;
     }
