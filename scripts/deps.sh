@@ -9,7 +9,7 @@ want=${1:-test}
 build_pkgs=(gcc make cmake pkg-config libsqlite3-dev libfyaml-dev libjansson-dev libsodium-dev
             libcmocka-dev libzip-dev libexpat1-dev libxlsxwriter-dev libfreexl-dev libyajl-dev
             libmicrohttpd-dev libjwt-dev curl libpq-dev librabbitmq-dev librdkafka-dev
-            libssl-dev libsystemd-dev)
+            libssl-dev libsystemd-dev libmimalloc-dev)
 test_pkgs=(sqlite3 procps python3 python3-openpyxl curl chromium python3-prometheus-client
            postgresql-15 postgresql-client-15 rabbitmq-server amqp-tools kcat)
 fuzz_pkgs=(clang libclang-rt-14-dev)
