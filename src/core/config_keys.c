@@ -74,6 +74,8 @@ const struct fx_config_key fx_config_keys[] = {
      .help = "HTTP event-loop threads (0: one per core)"},
     {.name = "http.max_connections", .type = FX_CFG_INT, .def = "1024", .min = 1, .max = 100000,
      .help = "most simultaneous HTTP connections"},
+    {.name = "http.event_loop", .type = FX_CFG_STRING, .def = "poll", .choices = "poll|epoll",
+     .help = "how an event loop waits on its connections (epoll: for thousands of idle ones)"},
     {.name = "http.timeout_ms", .type = FX_CFG_MS, .def = "30s", .min = 1000, .max = 3600000,
      .help = "an idle HTTP connection is closed after this long"},
     {.name = "http.max_headers", .type = FX_CFG_INT, .def = "64", .min = 8, .max = 10000,

@@ -131,7 +131,7 @@ static void test_table_is_consistent(void **state)
             assert_string_not_equal(fx__config_env_name(o->name, env2, sizeof(env2)), env);
         }
     }
-    assert_int_equal(n, 43);
+    assert_int_equal(n, 44);
     assert_null(fx_config_key_find("nope"));
     char env[64];
     assert_string_equal(fx__config_env_name("ingest.chunk_rows", env, sizeof(env)),
@@ -845,7 +845,7 @@ static void test_dump_masks_secrets(void **state)
             assert_contains(line, "= 12 ");
         line = nl + 1;
     }
-    assert_int_equal(lines, 43);
+    assert_int_equal(lines, 44);
     free(text);
     fx_config_free(c);
 }
