@@ -70,7 +70,10 @@ measure pandas /usr/bin/python3 -c "import pandas, sys; df = pandas.read_excel(s
 pandas_s=$SECS; pandas_rss=$RSS_MB
 [ "$(cat "$out/pandas.out")" = "$XROWS" ] || { echo "bench: pandas read $(cat "$out/pandas.out") rows" >&2; exit 1; }
 
-# 7. the HTTP API (wrk and an NDJSON bulk POST)
+# 7. the HTTP API (wrk and an NDJSON bulk POST), on a quiet disk: the steps
+# above leave hundreds of MB of dirty pages whose write-back would otherwise
+# run during the API figures
+sync
 eval "$(bash bench/http.sh "$bin" "$out" | tail -2)"
 
 # 8. PostgreSQL (a private server; markdown printed by the script)
