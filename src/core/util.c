@@ -47,8 +47,9 @@ int64_t fx_mono_us(void)
 
 /* Random bytes for ids come from a per-thread pool refilled by one
  * getrandom call (libsodium): ids are made per request, and a system call
- * for each of them showed in profiles (4 KiB: a refill per ~120 requests). A fork starts the
- * child's pool anew so parent and child never hand out the same bytes. */
+ * for each of them showed in profiles (4 KiB: a refill per ~120 requests).
+ * A fork starts the child's pool anew so parent and child never hand out
+ * the same bytes. */
 static _Atomic unsigned pool_generation;
 static void pool_atfork_child(void)
 {

@@ -709,21 +709,21 @@ int fx_http_start(struct fx_runtime *rt, struct fx_http **out, struct fx_err *er
      * left the NDJSON POST as fast (0.29-0.34 s either way, 8 KiB to 64 KiB
      * reads) */
     size_t pool = hdr + 8 * 1024;
-    /* One single-threaded event loop per core, each with its own listening
-     * socket on the same port (SO_REUSEPORT): the kernel spreads connections
-     * evenly over them. With libmicrohttpd's own thread pool the workers race
-     * for accept() on one socket, and under load most connections landed on
-     * one worker while the other idled. */
     /* poll(2) or epoll. A request waiting for its commit is suspended: with
      * epoll, libmicrohttpd takes its socket out of the epoll set and puts it
      * back on resume, two epoll_ctl calls per request, 12 % of an event
      * loop's time under bench/http.sh's load. poll(2) has no such cost and
      * scans a loop's connections on each wake-up, which is cheaper up to a
      * few hundred of them; epoll is for thousands of mostly idle ones. With
-     * poll the server spent 33-31 us of CPU per request where epoll spent
+     * poll the server spent 31-33 us of CPU per request where epoll spent
      * 35-36 (same load, alternated runs). */
     unsigned loop =
         strcmp(fx_config_str(cfg, "http.event_loop"), "epoll") == 0 ? MHD_USE_EPOLL : MHD_USE_POLL;
+    /* One single-threaded event loop per core, each with its own listening
+     * socket on the same port (SO_REUSEPORT): the kernel spreads connections
+     * evenly over them. With libmicrohttpd's own thread pool the workers race
+     * for accept() on one socket, and under load most connections landed on
+     * one worker while the other idled. */
     if (threads > sizeof(h->d) / sizeof(h->d[0]))
         threads = sizeof(h->d) / sizeof(h->d[0]);
     unsigned conn_limit = (unsigned)fx_config_int(cfg, "http.max_connections") / threads;

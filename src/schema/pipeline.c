@@ -1413,8 +1413,8 @@ static int compile_tables(struct cc *c, struct fy_node *n, int fb)
     return 0;
 }
 
-/* The fields whose raw input text some table stores, in field order: rows
- * carry only these (chunks, requests), and every request asked for them. */
+/* The fields whose raw input text some table stores, in field order: chunk
+ * rows carry only these (fx_plan.raw). */
 static void plan_raw_fields(struct fx_pipeline *p, struct fx_arena *a)
 {
     int *raw = fx_arena_alloc(a, (p->nfields ? p->nfields : 1) * sizeof(int));

@@ -241,8 +241,6 @@ struct job {
     size_t chunk_rows, chunk_cap;
     long first_row, last_row;
     uint64_t chunk_seq;
-    int *raw_fields; /* fields whose raw text the plan needs */
-    size_t nraw;
     /* repeat keys of timed rows: only recorded, never tested, so they are
      * written at commit time in index order (random-order inserts into a big
      * index cost a page read each) */
@@ -347,9 +345,16 @@ static int flush_later(struct job *j, struct fx_err *err)
     return 0;
 }
 
-void fx__chunk_begin(struct fx_buf *b, const char *batch_id, const struct fx_pipeline *p,
-                     uint64_t seq, const int *raw, size_t nraw)
+void fx__bind_counts(struct fx_stmt *st, int first, const uint64_t c[6])
 {
+    for (int i = 0; i < 6; i++)
+        fx_stmt_bind_int(st, first + i, (int64_t)c[i]);
+}
+
+void fx__chunk_begin(struct fx_buf *b, const char *batch_id, const struct fx_pipeline *p,
+                     uint64_t seq)
+{
+    const struct fx_plan *plan = fx_pipeline_plan(p);
     fx_buf_reset(b);
     fx_buf_printf(b, "{\"batch\":\"%s\",\"pipeline\":", batch_id);
     const char *pn = fx_pipeline_name(p);
@@ -363,8 +368,8 @@ void fx__chunk_begin(struct fx_buf *b, const char *batch_id, const struct fx_pip
         fx_buf_json_str(b, fn, strlen(fn));
     }
     fx_buf_puts(b, "],\"raw\":[");
-    for (size_t i = 0; i < nraw; i++)
-        fx_buf_printf(b, "%s%d", i ? "," : "", raw[i]);
+    for (size_t i = 0; i < plan->nraw; i++)
+        fx_buf_printf(b, "%s%d", i ? "," : "", plan->raw[i]);
     fx_buf_puts(b, "],\"rows\":[");
 }
 
@@ -387,8 +392,9 @@ static size_t fmt_int(char *out, int64_t v)
 }
 
 void fx__chunk_row(struct fx_buf *b, int first, const struct fx_pipeline *p,
-                   const struct fx_row *row, const char *key, const int *raw, size_t nraw)
+                   const struct fx_row *row, const char *key)
 {
+    const struct fx_plan *plan = fx_pipeline_plan(p);
     /* by hand rather than printf: a row is rendered for every accepted record */
     char num[24];
     if (!first)
@@ -410,25 +416,17 @@ void fx__chunk_row(struct fx_buf *b, int first, const struct fx_pipeline *p,
             fx_buf_json_str(b, v->s, v->len);
         }
     }
-    for (size_t i = 0; i < nraw; i++) {
-        const struct fx_value *v = &row->v[raw[i]];
+    for (size_t i = 0; i < plan->nraw; i++) {
+        const struct fx_value *v = &row->v[plan->raw[i]];
         fx_buf_putc(b, ',');
         fx_buf_json_str(b, v->raw ? v->raw : "", v->raw ? v->raw_len : 0);
     }
     fx_buf_putc(b, ']');
 }
 
-size_t fx__raw_fields(const struct fx_pipeline *p, int *out)
-{
-    const struct fx_plan *plan = fx_pipeline_plan(p);
-    if (plan->nraw)
-        memcpy(out, plan->raw, plan->nraw * sizeof(int));
-    return plan->nraw;
-}
-
 static void chunk_begin(struct job *j)
 {
-    fx__chunk_begin(&j->chunk, j->res->batch_id, j->p, j->chunk_seq, j->raw_fields, j->nraw);
+    fx__chunk_begin(&j->chunk, j->res->batch_id, j->p, j->chunk_seq);
     j->chunk_rows = 0;
 }
 
@@ -437,7 +435,7 @@ static void chunk_add(struct job *j, const struct fx_row *row, const char *key)
     if (j->chunk_rows == 0)
         j->first_row = row->src_row;
     j->last_row = row->src_row;
-    fx__chunk_row(&j->chunk, j->chunk_rows == 0, j->p, row, key, j->raw_fields, j->nraw);
+    fx__chunk_row(&j->chunk, j->chunk_rows == 0, j->p, row, key);
     j->chunk_rows++;
 }
 
@@ -574,12 +572,9 @@ static int save_counts(struct job *j, const char *state, struct fx_err *err)
         return rc;
     fx_stmt_bind_text(st, 1, state, strlen(state));
     fx_stmt_bind_text(st, 2, j->source_hash, strlen(j->source_hash));
-    fx_stmt_bind_int(st, 3, (int64_t)r->received);
-    fx_stmt_bind_int(st, 4, (int64_t)r->accepted);
-    fx_stmt_bind_int(st, 5, (int64_t)r->rejected);
-    fx_stmt_bind_int(st, 6, (int64_t)r->duplicate);
-    fx_stmt_bind_int(st, 7, (int64_t)r->warnings);
-    fx_stmt_bind_int(st, 8, (int64_t)r->possible_dup);
+    fx__bind_counts(st, 3,
+                    (const uint64_t[6]){r->received, r->accepted, r->rejected, r->duplicate,
+                                        r->warnings, r->possible_dup});
     fx_stmt_bind_int(st, 9, (int64_t)r->chunks);
     fx_stmt_bind_text(st, 10, r->unknown_columns, strlen(r->unknown_columns));
     char now[32];
@@ -1011,7 +1006,7 @@ static int hold_row(struct job *j, const struct fx_record *rec, const struct fx_
     else
         pe->kind = by_content ? KEY_TIMED : KEY_POSITION;
     pe->off = bk->rows.len;
-    fx__chunk_row(&bk->rows, 1, j->p, row, key, j->raw_fields, j->nraw);
+    fx__chunk_row(&bk->rows, 1, j->p, row, key);
     pe->len = bk->rows.len - pe->off;
     return 0;
 }
@@ -1244,10 +1239,6 @@ int fx_ingest_file(struct fx_ingest *ig, const char *path, const char *pipeline,
         fx_log(FX_LOG_INFO, "ingest", res->correlation_id, "%s: ignoring unknown columns: %s", path,
                res->unknown_columns);
 
-    /* raw-text fields the plan stores (e.g. the original payment label) */
-    size_t nf = fx_pipeline_nfields(j.p);
-    j.raw_fields = fx_calloc(nf ? nf : 1, sizeof(int));
-    j.nraw = fx__raw_fields(j.p, j.raw_fields);
     j.chunk_cap = fx_pipeline_chunk_rows(j.p);
     chunk_begin(&j);
     if (strcmp(fx_store_dialect(ig->db), "postgresql") == 0)
@@ -1370,7 +1361,6 @@ out:
     fx_binding_free(j.bind);
     fx_reader_free(rd);
     fx_buf_cleanup(&j.chunk);
-    free(j.raw_fields);
     free(j.later);
     bulk_free(j.bulk);
     return rc;

@@ -160,8 +160,6 @@ struct fx_api_req {
     char source_hash[65];
     char *idem_key;
     char body_hash[65];
-    int *raw;
-    size_t nraw;
     struct fx_row row;
     struct fx_issues iss;
     struct fx_buf sig;            /* names signature of the last record bound */
@@ -204,9 +202,6 @@ struct fx_api_req *fx_api_req_new(const struct fx_pipeline *p, const char *corre
     } else {
         fx_traceparent_new(r->trace);
     }
-    size_t nf = fx_pipeline_nfields(p);
-    r->raw = fx_calloc(nf ? nf : 1, sizeof(int));
-    r->nraw = fx__raw_fields(p, r->raw);
     fx_row_init(&r->row, p);
     fx_buf_init(&r->sig, 0);
     fx_buf_init(&r->frag, 0);
@@ -227,7 +222,6 @@ void fx_api_req_free(struct fx_api_req *r)
     for (size_t i = 0; i < r->nfrags; i++)
         free(r->frags[i]);
     free(r->frags);
-    free(r->raw);
     free(r->rows);
     free(r->issues);
     free(r->idem_key);
@@ -373,7 +367,7 @@ int fx_api_req_add(struct fx_api_req *r, const char *const *names, const struct 
     ar->line = line;
     ar->off = r->frag.len;
     /* rendered here, on the request's thread: the writer only copies it into a chunk */
-    fx__chunk_row(&r->frag, 1, r->p, &r->row, key, r->raw, r->nraw);
+    fx__chunk_row(&r->frag, 1, r->p, &r->row, key);
     ar->len = r->frag.len - ar->off;
     for (size_t i = 0; i < r->iss.n; i++) {
         struct fx_api_issue *is = push_issue(r);
@@ -509,10 +503,6 @@ static void slice_run(struct slice *sl)
     struct fx_api_req *sub = fx_calloc(1, sizeof(*sub));
     sub->p = o->p;
     memcpy(sub->corr, o->corr, sizeof(sub->corr));
-    size_t nf = fx_pipeline_nfields(o->p);
-    sub->raw = fx_calloc(nf ? nf : 1, sizeof(int));
-    memcpy(sub->raw, o->raw, o->nraw * sizeof(int));
-    sub->nraw = o->nraw;
     fx_row_init(&sub->row, o->p);
     fx_buf_init(&sub->sig, 0);
     fx_buf_init(&sub->frag, 0);
@@ -1164,12 +1154,9 @@ static int batch_save(struct fx_api_writer *w, struct open_batch *ob, int close,
         return rc;
     const char *state = close ? "queued" : "receiving";
     fx_stmt_bind_text(st, 1, state, strlen(state));
-    fx_stmt_bind_int(st, 2, (int64_t)ob->received);
-    fx_stmt_bind_int(st, 3, (int64_t)ob->accepted);
-    fx_stmt_bind_int(st, 4, (int64_t)ob->rejected);
-    fx_stmt_bind_int(st, 5, (int64_t)ob->duplicate);
-    fx_stmt_bind_int(st, 6, (int64_t)ob->warnings);
-    fx_stmt_bind_int(st, 7, (int64_t)ob->possible_dup);
+    fx__bind_counts(st, 2,
+                    (const uint64_t[6]){ob->received, ob->accepted, ob->rejected, ob->duplicate,
+                                        ob->warnings, ob->possible_dup});
     fx_stmt_bind_int(st, 8, (int64_t)ob->chunks);
     char now[32];
     fx__now_iso(now);
@@ -1202,7 +1189,7 @@ static int chunk_add(struct fx_api_writer *w, struct open_batch *ob, const struc
                      const struct api_row *ar, const char *now, struct fx_err *err)
 {
     if (ob->chunk_rows == 0) {
-        fx__chunk_begin(&ob->chunk, ob->id, ob->p, ob->chunks, r->raw, r->nraw);
+        fx__chunk_begin(&ob->chunk, ob->id, ob->p, ob->chunks);
         ob->first_row = ar->record;
     }
     ob->last_row = ar->record;
@@ -1766,12 +1753,9 @@ static int request_row(struct fx_api_writer *w, const struct fx_api_req *r, cons
         fx_stmt_bind_null(st, 5);
     }
     fx_stmt_bind_text(st, 6, r->trace, strlen(r->trace));
-    fx_stmt_bind_int(st, 7, (int64_t)c->received);
-    fx_stmt_bind_int(st, 8, (int64_t)c->accepted);
-    fx_stmt_bind_int(st, 9, (int64_t)c->rejected);
-    fx_stmt_bind_int(st, 10, (int64_t)c->duplicate);
-    fx_stmt_bind_int(st, 11, (int64_t)c->warnings);
-    fx_stmt_bind_int(st, 12, (int64_t)c->possible_dup);
+    fx__bind_counts(st, 7,
+                    (const uint64_t[6]){c->received, c->accepted, c->rejected, c->duplicate,
+                                        c->warnings, c->possible_dup});
     fx_stmt_bind_text(st, 13, now, strlen(now));
     rc = fx_stmt_step(st);
     fx_stmt_reset(st);

@@ -21,12 +21,15 @@ struct fx_pipeline;
 /* The 128 leading bits of a hex dedupe key as the two integers of table `seen`. */
 void fx__key_words(const char *key, int64_t w[2]);
 /* Chunk payload (see chunk.h for the format): header, then rows. */
+/* Bind the six counts of a batch or request (received, accepted, rejected,
+ * duplicate, warnings, possible_dup), in that order, from parameter first. */
+void fx__bind_counts(struct fx_stmt *st, int first, const uint64_t c[6]);
+/* Rows carry the raw input text of the fields the pipeline's plan stores
+ * (fx_plan.raw). */
 void fx__chunk_begin(struct fx_buf *b, const char *batch_id, const struct fx_pipeline *p,
-                     uint64_t seq, const int *raw, size_t nraw);
+                     uint64_t seq);
 void fx__chunk_row(struct fx_buf *b, int first, const struct fx_pipeline *p,
-                   const struct fx_row *row, const char *key, const int *raw, size_t nraw);
-/* Fields whose raw input text the pipeline's plan stores; out has room for every field. */
-size_t fx__raw_fields(const struct fx_pipeline *p, int *out);
+                   const struct fx_row *row, const char *key);
 /* Close payload and write it as a pending staging chunk with its outbox entry; corr and
  * trace (may be NULL: the batch's) go into the chunk's CloudEvent. */
 int fx__stage_chunk(struct fx_store *db, const char *batch_id, uint64_t seq, long first_row,
