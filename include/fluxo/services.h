@@ -159,6 +159,14 @@ int fx_api_req_add(struct fx_api_req *r, const char *const *names, const struct 
 int fx_api_req_add_deferred(struct fx_api_req *r, const char *const *names,
                             const struct fx_cell *cells, size_t n, long record, long line);
 void fx_api_req_settle(struct fx_api_req *r);
+struct fx_api_writer;
+/* Big bodies (more than one slice) through writer w: a batch of their own, whose chunks
+ * w starts writing while the body still arrives (held, published only once the request
+ * commits; removed if it never does, fx_api_req_free included). Call before the first
+ * record; then fx_api_req_progress between pieces of the body (cheap: it hands over
+ * whole chunks of validated records, when there are some). */
+void fx_api_req_hold(struct fx_api_req *r, struct fx_api_writer *w);
+void fx_api_req_progress(struct fx_api_req *r);
 /* NDJSON bodies: lines handed over unparsed by the body's parser (fx_jsonrec_defer_lines)
  * are parsed and validated in slices on the pool, by parsers with options o (set once,
  * before the first line); a bad line is rejected with the parser's reason (rule "json"). */

@@ -328,6 +328,8 @@ static void records_begin_common(struct req *r, const struct fx_pipeline *p, int
     if (!compras)
         o.max_depth = 8;
     s->jp = fx_jsonrec_new(&o, on_record, on_bad, s);
+    if (!compras) /* a big body's chunks are written while it arrives */
+        fx_api_req_hold(s->ar, r->h->writer);
     if (ndjson) {
         fx_api_req_set_json(s->ar, &o);
         fx_jsonrec_defer_lines(s->jp, on_line);
@@ -387,7 +389,9 @@ static void records_data(struct req *r, const char *data, size_t len)
     if (rc < 0) {
         s->fatal = 1;
         body_problem(r, &err);
+        return;
     }
+    fx_api_req_progress(s->ar);
 }
 
 /* The writer's callback: record the outcome and wake the connection; the

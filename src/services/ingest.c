@@ -185,6 +185,17 @@ static const struct fx_migration ingest_migrations[] = {
      "DROP INDEX staging_unapplied;"
      "CREATE INDEX staging_unapplied ON staging(state, nrows) WHERE state <> 'applied';",
      NULL, NULL},
+    /* A big API request's chunks are written while its body still arrives
+     * (src/services/ingest_api.c, "held chunks"): staged without an outbox
+     * entry and listed here until the request commits; a request that never
+     * does (refused, abandoned, server stopped) has them removed. owner is
+     * "host pid" of the server that wrote them. */
+    {7, "chunks of API requests still being received",
+     "CREATE TABLE staging_held (batch_id TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL,"
+     " created_at TEXT NOT NULL, PRIMARY KEY (batch_id, id)) WITHOUT ROWID;",
+     NULL,
+     "CREATE TABLE staging_held (batch_id TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL,"
+     " created_at TEXT NOT NULL, PRIMARY KEY (batch_id, id));"},
 };
 
 void fx__now_iso(char out[32])
@@ -446,6 +457,15 @@ int fx__stage_chunk(struct fx_store *db, const char *batch_id, uint64_t seq, lon
     fx_buf_puts(payload, "]}");
     char id[37];
     fx_uuid7(id);
+    return fx__stage_chunk_as(db, id, NULL, batch_id, seq, first_row, last_row, nrows, now, payload,
+                              corr, trace, err);
+}
+
+int fx__stage_chunk_as(struct fx_store *db, const char *id, const char *held_by,
+                       const char *batch_id, uint64_t seq, long first_row, long last_row,
+                       size_t nrows, const char *now, const struct fx_buf *payload,
+                       const char *corr, const char *trace, struct fx_err *err)
+{
     struct fx_stmt *st;
     int rc = fx_store_prepare(db,
                               "INSERT INTO staging(id,batch_id,seq,first_row,last_row,nrows,"
@@ -482,7 +502,27 @@ int fx__stage_chunk(struct fx_store *db, const char *batch_id, uint64_t seq, lon
     fx_stmt_reset(st);
     if (rc < 0)
         return fx_err_set(err, rc, "cannot stage chunk: %s", fx_store_errmsg(db));
-    rc = fx_store_prepare(db, "INSERT INTO outbox(staging_id,routing_key) VALUES(?,?)", &st, err);
+    if (held_by) { /* no outbox entry yet: listed as held until its request commits */
+        rc = fx_store_prepare(
+            db, "INSERT INTO staging_held(batch_id,id,owner,created_at) VALUES(?,?,?,?)", &st, err);
+        if (rc)
+            return rc;
+        fx_stmt_bind_text(st, 1, batch_id, 36);
+        fx_stmt_bind_text(st, 2, id, 36);
+        fx_stmt_bind_text(st, 3, held_by, strlen(held_by));
+        fx_stmt_bind_text(st, 4, now, strlen(now));
+        rc = fx_stmt_step(st);
+        fx_stmt_reset(st);
+        return rc < 0 ? fx_err_set(err, rc, "cannot hold chunk: %s", fx_store_errmsg(db)) : 0;
+    }
+    return fx__queue_chunk(db, id, err);
+}
+
+int fx__queue_chunk(struct fx_store *db, const char *id, struct fx_err *err)
+{
+    struct fx_stmt *st;
+    int rc =
+        fx_store_prepare(db, "INSERT INTO outbox(staging_id,routing_key) VALUES(?,?)", &st, err);
     if (rc)
         return rc;
     fx_stmt_bind_text(st, 1, id, 36);

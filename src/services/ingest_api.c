@@ -13,7 +13,9 @@
  *
  * Rows join the pipeline's open API batch (state "receiving", source "api"):
  * batches are closed after api_batch_rows rows or a minute, and left-over
- * open ones are closed at the next start. Each request has its own row in
+ * open ones are closed at the next start. A big body (more than one slice of
+ * records) has a batch of its own instead, whose chunks are written while
+ * the body still arrives ("held chunks" below). Each request has its own row in
  * api_requests (counts, idempotency key, body hash) and its issues carry its
  * correlation id. A request with its own traceparent, or with many records,
  * gets chunks of its own so its CloudEvents carry its ids; single-record
@@ -31,7 +33,9 @@
 #include "fluxo/util.h"
 #include "ingest_internal.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,7 +156,31 @@ struct api_row {
     int dropped; /* writer: duplicate */
 };
 
+/* A big request's chunks written ahead of it (see "held chunks" below). */
+struct held_chunk {
+    char id[37];
+    uint64_t seq;
+    size_t first_ix, nrows; /* its rows: rows[first_ix, first_ix + nrows) of the request */
+    long first_row, last_row;
+    size_t hdr; /* bytes of the payload before its first row */
+};
+
+/* What a request, its parts and its abort share (freed with the last of them). */
+struct hold {
+    _Atomic int refs;
+    const struct fx_pipeline *p;
+    char batch[37], corr[37], trace[56];
+    /* the writer's alone */
+    int rc;       /* a part failed: the request fails, its chunks go */
+    char *reason; /* why */
+    int batch_written;
+    int finished; /* the request committed, or its chunks were removed */
+};
+
+enum { REQ_RECORDS, REQ_PART, REQ_ABORT };
+
 struct fx_api_req {
+    int kind;
     const struct fx_pipeline *p;
     char corr[37];
     char trace[56];
@@ -181,6 +209,17 @@ struct fx_api_req {
     size_t nqueued_slices;        /* sealed and not yet done (under pool.mu) */
     size_t slice_bytes;           /* text of the last full slice */
     struct fx_jsonrec_opts jopts; /* NDJSON lines: the body parser's options */
+    int sliced;                   /* a slice was sealed: a big body */
+    /* held chunks (the parsing thread's until the request is handed over) */
+    struct fx_api_writer *hw; /* holds chunks through this writer; NULL: never */
+    struct hold *hold;        /* a big body's (also: a part's, an abort's) */
+    struct held_chunk *held;  /* written or on their way, in order */
+    size_t nheld, capheld;
+    size_t held_rows;   /* rows[0, held_rows) are in them */
+    size_t frags_freed; /* frags[0, frags_freed) freed: their rows are all held */
+    size_t parts;       /* parts handed to the writer */
+    int handed;         /* the request itself was handed to the writer */
+    struct fx_buf *pl;  /* a part: its chunks' payloads, of held[0, nheld) */
     /* writer queue */
     fx_api_done_cb done;
     void *ud;
@@ -209,12 +248,32 @@ struct fx_api_req *fx_api_req_new(const struct fx_pipeline *p, const char *corre
 }
 
 static void slices_drop(struct fx_api_req *r);
+static int writer_enqueue(struct fx_api_writer *w, struct fx_api_req *r);
 
-void fx_api_req_free(struct fx_api_req *r)
+static struct hold *hold_ref(struct hold *h)
 {
-    if (!r)
-        return;
+    atomic_fetch_add(&h->refs, 1);
+    return h;
+}
+
+static void hold_unref(struct hold *h)
+{
+    if (h && atomic_fetch_sub(&h->refs, 1) == 1) {
+        free(h->reason);
+        free(h);
+    }
+}
+
+static void req_destroy(struct fx_api_req *r)
+{
     slices_drop(r);
+    if (r->pl) {
+        for (size_t i = 0; i < r->nheld; i++)
+            fx_buf_cleanup(&r->pl[i]);
+        free(r->pl);
+    }
+    free(r->held);
+    hold_unref(r->hold);
     fx_row_cleanup(&r->row);
     fx_issues_cleanup(&r->iss);
     fx_buf_cleanup(&r->sig);
@@ -226,6 +285,29 @@ void fx_api_req_free(struct fx_api_req *r)
     free(r->issues);
     free(r->idem_key);
     free(r);
+}
+
+void fx_api_req_free(struct fx_api_req *r)
+{
+    if (!r)
+        return;
+    if (r->kind == REQ_RECORDS && r->parts && !r->handed) {
+        /* chunks of it are written or on their way, and it will never
+         * commit (its body was refused half way, or its client went away):
+         * the writer removes them, after its parts. A stopped writer cannot;
+         * the next start does (held_sweep). */
+        struct fx_api_req *a = fx_calloc(1, sizeof(*a));
+        a->kind = REQ_ABORT;
+        a->hold = hold_ref(r->hold);
+        if (writer_enqueue(r->hw, a) != 0)
+            req_destroy(a);
+    }
+    req_destroy(r);
+}
+
+void fx_api_req_hold(struct fx_api_req *r, struct fx_api_writer *w)
+{
+    r->hw = w;
 }
 
 const char *fx_api_req_correlation(const struct fx_api_req *r)
@@ -412,6 +494,7 @@ struct slice_rec {
 
 struct slice {
     struct fx_api_req *owner, *sub;
+    int done;            /* validated (under pool.mu) */
     struct slice *next;  /* owner's slices in record order */
     struct slice *qnext; /* the pool's queue */
     struct fx_buf text;
@@ -522,6 +605,7 @@ static void run_taken(struct slice *sl)
     pthread_mutex_unlock(&pool.mu);
     slice_run(sl);
     pthread_mutex_lock(&pool.mu);
+    sl->done = 1;
     sl->owner->nqueued_slices--;
     pthread_cond_broadcast(&pool.done);
 }
@@ -659,6 +743,15 @@ static void slice_seal(struct fx_api_req *r, struct slice *sl)
         return;
     r->slice_bytes = sl->text.len;
     r->cur = NULL;
+    if (!r->sliced && r->hw) { /* a big body: a batch of its own, its chunks held as they come */
+        struct hold *h = r->hold = fx_calloc(1, sizeof(*h));
+        atomic_init(&h->refs, 1);
+        h->p = r->p;
+        fx_uuid7(h->batch);
+        memcpy(h->corr, r->corr, sizeof(h->corr));
+        memcpy(h->trace, r->trace, sizeof(h->trace));
+    }
+    r->sliced = 1;
     if (r->last_slice)
         r->last_slice->next = sl;
     else
@@ -752,7 +845,7 @@ static void merge_sub(struct fx_api_req *r, struct fx_api_req *sub)
 
 void fx_api_req_settle(struct fx_api_req *r)
 {
-    if (r->cur && !r->slices) { /* a small body: validated here, straight into r */
+    if (r->cur && !r->sliced) { /* a small body: validated here, straight into r */
         struct slice *sl = r->cur;
         r->cur = NULL;
         slice_apply(sl, r);
@@ -787,6 +880,113 @@ void fx_api_req_settle(struct fx_api_req *r)
     r->slices = r->last_slice = NULL;
 }
 
+/* ---- held chunks ----
+ *
+ * A big body used to reach the writer whole, once parsed and validated:
+ * the writer then copied its rows into chunks and wrote them (payloads of
+ * about a quarter of the body's size), and the commit wrote them again to
+ * the WAL, about 110 ms for 100k rows during which the other core had
+ * nothing to do. So while a big body still arrives, its validated rows are
+ * put into chunks on the parsing thread, in parts of whole chunks, and the
+ * writer stages each part with the groups of the moment: without an outbox
+ * entry (nothing publishes or applies them), each chunk listed in
+ * staging_held. When the request commits, its dedupe keys are decided as
+ * for any request and its held chunks queued; a chunk holding a row found to
+ * be a duplicate is rewritten without it (or removed). A request that never
+ * commits has its held chunks removed: by the writer after its parts when it
+ * is freed unfinished (body refused half way, client gone) or when its
+ * commit failed, and at the next start (held_sweep) when the server stopped
+ * first. Such a body gets a batch of its own (its chunks name it before it
+ * is known which shared batch would be open when it commits): any body of
+ * more than SLICE_RECORDS records, so the batch a request joins does not
+ * depend on timing. */
+
+/* Merge the leading slices of r the pool has finished (parsing thread). */
+static void merge_done(struct fx_api_req *r)
+{
+    struct slice *last = NULL;
+    pthread_mutex_lock(&pool.mu);
+    for (struct slice *sl = r->slices; sl && sl->done; sl = sl->next)
+        last = sl;
+    pthread_mutex_unlock(&pool.mu);
+    if (!last)
+        return;
+    struct slice *stop = last->next;
+    for (struct slice *sl = r->slices, *next; sl != stop; sl = next) {
+        next = sl->next;
+        merge_sub(r, sl->sub);
+        slice_free(sl);
+    }
+    r->slices = stop;
+    if (!stop)
+        r->last_slice = NULL;
+}
+
+/* Put the merged rows not held yet into chunks, as many whole ones as there
+ * are, and hand them to the writer as one part. */
+static void hold_chunks(struct fx_api_req *r)
+{
+    size_t cr = fx_pipeline_chunk_rows(r->p);
+    if (r->nrows - r->held_rows < cr)
+        return;
+    size_t n = (r->nrows - r->held_rows) / cr;
+    struct fx_api_req *part = fx_calloc(1, sizeof(*part));
+    part->kind = REQ_PART;
+    part->hold = hold_ref(r->hold);
+    part->held = fx_malloc(n * sizeof(*part->held));
+    part->pl = fx_calloc(n, sizeof(*part->pl));
+    for (size_t k = 0; k < n; k++) {
+        if (r->nheld == r->capheld) {
+            r->capheld = r->capheld ? 2 * r->capheld : 64;
+            r->held = fx_realloc(r->held, r->capheld * sizeof(*r->held));
+        }
+        struct held_chunk *hc = &r->held[r->nheld];
+        const struct api_row *rows = r->rows + r->held_rows;
+        fx_uuid7(hc->id);
+        hc->seq = r->nheld;
+        hc->first_ix = r->held_rows;
+        hc->nrows = cr;
+        hc->first_row = rows[0].record;
+        hc->last_row = rows[cr - 1].record;
+        struct fx_buf *b = &part->pl[k];
+        fx_buf_init(b, 0);
+        fx__chunk_begin(b, r->hold->batch, r->p, hc->seq);
+        hc->hdr = b->len;
+        size_t bytes = 0;
+        for (size_t j = 0; j < cr; j++)
+            bytes += rows[j].len + 1;
+        fx_buf_reserve(b, b->len + bytes + 2);
+        for (size_t j = 0; j < cr; j++) {
+            if (j)
+                fx_buf_putc(b, ',');
+            const char *base = rows[j].frag ? r->frags[rows[j].frag - 1] : r->frag.data;
+            fx_buf_append(b, base + rows[j].off, rows[j].len);
+        }
+        fx_buf_puts(b, "]}");
+        part->held[k] = *hc;
+        part->nheld++;
+        r->nheld++;
+        r->held_rows += cr;
+    }
+    r->parts++;
+    if (writer_enqueue(r->hw, part) != 0)
+        req_destroy(part); /* stopping: the request is refused at its end */
+    /* rendered rows of merged slices whose rows are all held now */
+    size_t upto = r->held_rows < r->nrows ? r->rows[r->held_rows].frag : r->nfrags + 1;
+    for (; r->frags_freed + 1 < upto; r->frags_freed++) {
+        free(r->frags[r->frags_freed]);
+        r->frags[r->frags_freed] = NULL;
+    }
+}
+
+void fx_api_req_progress(struct fx_api_req *r)
+{
+    if (!r->hold || !r->slices)
+        return;
+    merge_done(r);
+    hold_chunks(r);
+}
+
 /* ---- the writer ---- */
 
 struct open_batch {
@@ -794,6 +994,7 @@ struct open_batch {
     char id[37], corr[37];
     int64_t opened_ms;
     uint64_t received, accepted, rejected, duplicate, warnings, possible_dup, chunks, rows;
+    uint64_t gone; /* chunks numbered but removed (held ones left empty by duplicates) */
     struct fx_buf chunk;
     size_t chunk_rows;
     long first_row, last_row;
@@ -915,6 +1116,8 @@ struct fx_api_writer {
     size_t sf_nown, sf_capown;
     int64_t (*sf_ownkeys)[2];
     size_t sf_nownkeys, sf_capownkeys;
+    char owner[320];  /* "host pid token": held chunks' owner (staging_held) */
+    int64_t swept_ms; /* last look for held chunks of requests that ended */
     /* group-commit statistics, logged at debug level every few seconds */
     uint64_t st_groups, st_reqs, st_us;
     int64_t st_since;
@@ -1112,17 +1315,9 @@ static int exec_text(struct fx_store *db, const char *sql, const char *a, const 
     return rc < 0 ? fx_err_set(err, rc, "%s", fx_store_errmsg(db)) : 0;
 }
 
-static int batch_open(struct fx_api_writer *w, struct open_batch *ob, const char *now,
-                      struct fx_err *err)
+static int batch_insert(struct fx_api_writer *w, const char *id, const char *corr, const char *tp,
+                        const struct fx_pipeline *p, const char *now, struct fx_err *err)
 {
-    fx_uuid7(ob->id);
-    fx_uuid7(ob->corr);
-    ob->opened_ms = fx_mono_ms();
-    ob->received = ob->accepted = ob->rejected = ob->duplicate = ob->warnings = 0;
-    ob->possible_dup = ob->chunks = ob->rows = 0;
-    ob->chunk_rows = 0;
-    char tp[56];
-    fx_traceparent_new(tp);
     struct fx_stmt *st;
     int rc = fx_store_prepare(w->ig->db,
                               "INSERT INTO batches(id,correlation_id,traceparent,pipeline,source,"
@@ -1130,9 +1325,9 @@ static int batch_open(struct fx_api_writer *w, struct open_batch *ob, const char
                               &st, err);
     if (rc)
         return rc;
-    const char *pn = fx_pipeline_name(ob->p);
-    fx_stmt_bind_text(st, 1, ob->id, 36);
-    fx_stmt_bind_text(st, 2, ob->corr, 36);
+    const char *pn = fx_pipeline_name(p);
+    fx_stmt_bind_text(st, 1, id, 36);
+    fx_stmt_bind_text(st, 2, corr, 36);
     fx_stmt_bind_text(st, 3, tp, strlen(tp));
     fx_stmt_bind_text(st, 4, pn, strlen(pn));
     fx_stmt_bind_text(st, 5, now, strlen(now));
@@ -1140,6 +1335,20 @@ static int batch_open(struct fx_api_writer *w, struct open_batch *ob, const char
     fx_stmt_reset(st);
     return rc < 0 ? fx_err_set(err, rc, "cannot open API batch: %s", fx_store_errmsg(w->ig->db))
                   : 0;
+}
+
+static int batch_open(struct fx_api_writer *w, struct open_batch *ob, const char *now,
+                      struct fx_err *err)
+{
+    fx_uuid7(ob->id);
+    fx_uuid7(ob->corr);
+    ob->opened_ms = fx_mono_ms();
+    ob->received = ob->accepted = ob->rejected = ob->duplicate = ob->warnings = 0;
+    ob->possible_dup = ob->chunks = ob->gone = ob->rows = 0;
+    ob->chunk_rows = 0;
+    char tp[56];
+    fx_traceparent_new(tp);
+    return batch_insert(w, ob->id, ob->corr, tp, ob->p, now, err);
 }
 
 static int batch_save(struct fx_api_writer *w, struct open_batch *ob, int close, struct fx_err *err)
@@ -1157,7 +1366,7 @@ static int batch_save(struct fx_api_writer *w, struct open_batch *ob, int close,
     fx__bind_counts(st, 2,
                     (const uint64_t[6]){ob->received, ob->accepted, ob->rejected, ob->duplicate,
                                         ob->warnings, ob->possible_dup});
-    fx_stmt_bind_int(st, 8, (int64_t)ob->chunks);
+    fx_stmt_bind_int(st, 8, (int64_t)(ob->chunks - ob->gone));
     char now[32];
     fx__now_iso(now);
     if (close)
@@ -1805,20 +2014,328 @@ static int idem_lookup(struct fx_api_writer *w, struct fx_api_req *r, struct fx_
     return rc;
 }
 
+/* ---- held chunks: the writer's side ---- */
+
+static int exec_id(struct fx_store *db, const char *sql, const char *id, struct fx_err *err)
+{
+    return exec_text(db, sql, id, NULL, err);
+}
+
+/* Stage a part's chunks, held (inside the group's transaction). */
+static int write_part(struct fx_api_writer *w, struct fx_api_req *part, const char *now,
+                      struct fx_err *err)
+{
+    struct hold *h = part->hold;
+    if (h->rc || h->finished)
+        return 0; /* an earlier part failed: so will the request */
+    int rc;
+    if (!h->batch_written) {
+        if ((rc = batch_insert(w, h->batch, h->corr, h->trace, h->p, now, err)))
+            return rc;
+        h->batch_written = 1;
+    }
+    for (size_t k = 0; k < part->nheld; k++) {
+        const struct held_chunk *hc = &part->held[k];
+        if ((rc = fx__stage_chunk_as(w->ig->db, hc->id, w->owner, h->batch, hc->seq, hc->first_row,
+                                     hc->last_row, hc->nrows, now, &part->pl[k], h->corr, h->trace,
+                                     err)))
+            return rc;
+    }
+    return 0;
+}
+
+/* Remove the held chunks of batch; the batch fails with why (or, why NULL,
+ * goes: a request answered by an earlier one leaves no trace). */
+static int hold_discard(struct fx_api_writer *w, const char *batch, const char *why,
+                        struct fx_err *err)
+{
+    static const char *const del[] = {
+        "DELETE FROM staging_payload WHERE id IN (SELECT id FROM staging_held WHERE batch_id = ?)",
+        "DELETE FROM staging WHERE id IN (SELECT id FROM staging_held WHERE batch_id = ?)",
+        "DELETE FROM staging_held WHERE batch_id = ?",
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(del) / sizeof(del[0]) && rc == 0; i++)
+        rc = exec_id(w->ig->db, del[i], batch, err);
+    if (rc)
+        return rc;
+    if (!why)
+        return exec_id(w->ig->db, "DELETE FROM batches WHERE id = ? AND state = 'receiving'",
+                       batch, err);
+    struct fx_stmt *st;
+    if ((rc = fx_store_prepare(w->ig->db,
+                               "UPDATE batches SET state = 'failed', error = ?, finished_at = ?"
+                               " WHERE id = ? AND state = 'receiving'",
+                               &st, err)))
+        return rc;
+    char now[32];
+    fx__now_iso(now);
+    fx_stmt_bind_text(st, 1, why, strlen(why));
+    fx_stmt_bind_text(st, 2, now, strlen(now));
+    fx_stmt_bind_text(st, 3, batch, strlen(batch));
+    rc = fx_stmt_step(st);
+    fx_stmt_reset(st);
+    return rc < 0 ? fx_err_set(err, rc, "cannot remove held chunks: %s", fx_store_errmsg(w->ig->db))
+                  : 0;
+}
+
+/* An abort: the request will not commit; its held chunks go. */
+static int write_abort(struct fx_api_writer *w, struct fx_api_req *a, struct fx_err *err)
+{
+    if (a->hold->finished || !a->hold->batch_written)
+        return 0;
+    return hold_discard(w, a->hold->batch,
+                        "the request ended before its body was complete; nothing of it was taken",
+                        err);
+}
+
+/* 1 when every held chunk of r is still in the store. */
+static int held_present(struct fx_api_writer *w, const struct fx_api_req *r, struct fx_err *err)
+{
+    if (!r->nheld)
+        return 1;
+    struct fx_stmt *st;
+    int rc = fx_store_prepare(w->ig->db, "SELECT count(*) FROM staging_held WHERE batch_id = ?",
+                              &st, err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, r->hold->batch, 36);
+    rc = fx_stmt_step(st);
+    int64_t n = rc == FX_STORE_ROW ? fx_stmt_int(st, 0) : -1;
+    fx_stmt_reset(st);
+    if (rc < 0)
+        return fx_err_set(err, rc, "cannot read held chunks: %s", fx_store_errmsg(w->ig->db));
+    return n == (int64_t)r->nheld;
+}
+
+/* A held chunk some of whose rows were duplicates: rewritten without them,
+ * from its stored payload (the rendered rows were freed once held), or
+ * removed when none is left. */
+static int held_rewrite(struct fx_api_writer *w, const struct fx_api_req *r,
+                        const struct held_chunk *hc, struct open_batch *ob, struct fx_err *err)
+{
+    struct fx_store *db = w->ig->db;
+    struct fx_stmt *st;
+    int rc = fx_store_prepare(db, "SELECT payload FROM staging_payload WHERE id = ?", &st, err);
+    if (rc)
+        return rc;
+    fx_stmt_bind_text(st, 1, hc->id, 36);
+    rc = fx_stmt_step(st);
+    size_t len = 0;
+    const char *pl = rc == FX_STORE_ROW ? fx_stmt_text(st, 0, &len) : NULL;
+    struct fx_buf nb;
+    fx_buf_init(&nb, 0);
+    size_t off = hc->hdr, kept = 0;
+    long first = 0, last = 0;
+    int bad = !pl || len < hc->hdr;
+    if (!bad)
+        fx_buf_append(&nb, pl, hc->hdr);
+    for (size_t j = 0; j < hc->nrows && !bad; j++) {
+        const struct api_row *ar = &r->rows[hc->first_ix + j];
+        if (j)
+            off++; /* the comma before the row */
+        if (off + ar->len > len) {
+            bad = 1;
+            break;
+        }
+        if (!ar->dropped) {
+            if (kept)
+                fx_buf_putc(&nb, ',');
+            else
+                first = ar->record;
+            fx_buf_append(&nb, pl + off, ar->len);
+            last = ar->record;
+            kept++;
+        }
+        off += ar->len;
+    }
+    if (!bad && (len - off != 2 || memcmp(pl + off, "]}", 2) != 0))
+        bad = 1;
+    fx_stmt_reset(st);
+    if (rc < 0 || bad) {
+        fx_buf_cleanup(&nb);
+        return rc < 0 ? fx_err_set(err, rc, "cannot read held chunk: %s", fx_store_errmsg(db))
+                      : fx_err_set(err, FX_ESTORE,
+                                   "held chunk %s does not hold the rows its request put there",
+                                   hc->id);
+    }
+    if (kept == 0) {
+        ob->gone++;
+        rc = exec_id(db, "DELETE FROM staging_payload WHERE id = ?", hc->id, err);
+        if (rc == 0)
+            rc = exec_id(db, "DELETE FROM staging WHERE id = ?", hc->id, err);
+        fx_buf_cleanup(&nb);
+        return rc;
+    }
+    fx_buf_puts(&nb, "]}");
+    rc = fx_store_prepare(db, "UPDATE staging_payload SET payload = ? WHERE id = ?", &st, err);
+    if (rc == 0) {
+        fx_stmt_bind_text_ref(st, 1, nb.data, nb.len);
+        fx_stmt_bind_text(st, 2, hc->id, 36);
+        int s = fx_stmt_step(st);
+        fx_stmt_reset(st);
+        if (s < 0)
+            rc = fx_err_set(err, s, "cannot rewrite held chunk: %s", fx_store_errmsg(db));
+    }
+    if (rc == 0 && (rc = fx_store_prepare(db,
+                                          "UPDATE staging SET nrows = ?, first_row = ?,"
+                                          " last_row = ? WHERE id = ?",
+                                          &st, err)) == 0) {
+        fx_stmt_bind_int(st, 1, (int64_t)kept);
+        fx_stmt_bind_int(st, 2, first);
+        fx_stmt_bind_int(st, 3, last);
+        fx_stmt_bind_text(st, 4, hc->id, 36);
+        int s = fx_stmt_step(st);
+        fx_stmt_reset(st);
+        if (s < 0)
+            rc = fx_err_set(err, s, "cannot rewrite held chunk: %s", fx_store_errmsg(db));
+    }
+    fx_buf_cleanup(&nb);
+    return rc ? rc : fx__queue_chunk(db, hc->id, err);
+}
+
+/* The request commits: its held chunks are queued (rewritten first where
+ * rows of them were duplicates: dirty) and no longer held. */
+static int held_queue(struct fx_api_writer *w, const struct fx_api_req *r,
+                      const unsigned char *dirty, struct open_batch *ob, struct fx_err *err)
+{
+    int rc = 0;
+    for (size_t k = 0; k < r->nheld && rc == 0; k++)
+        rc = dirty[k] ? held_rewrite(w, r, &r->held[k], ob, err)
+                      : fx__queue_chunk(w->ig->db, r->held[k].id, err);
+    if (rc == 0)
+        rc = exec_id(w->ig->db, "DELETE FROM staging_held WHERE batch_id = ?", r->hold->batch, err);
+    return rc;
+}
+
+/* Held chunks of requests that ended without committing or removing them:
+ * their server stopped (on this host: its process is gone), or they are over
+ * an hour old (another host's server, or one that never came back). */
+static int held_stale(const struct fx_api_writer *w, const char *owner, const char *created)
+{
+    if (strcmp(owner, w->owner) == 0)
+        return 0; /* ours: requests still arriving */
+    char host[256];
+    const char *sp = strchr(owner, ' ');
+    if (sp && (size_t)(sp - owner) < sizeof(host) && gethostname(host, sizeof(host)) == 0 &&
+        strlen(host) == (size_t)(sp - owner) && memcmp(host, owner, strlen(host)) == 0) {
+        long pid = strtol(sp + 1, NULL, 10);
+        if (pid == (long)getpid() || (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+            return 1; /* an earlier writer of this process, or a process gone */
+    }
+    char cutoff[32];
+    time_t t = (time_t)(fx_now_ms() / 1000) - 3600;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(cutoff, sizeof(cutoff), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    return strcmp(created, cutoff) < 0;
+}
+
+static void held_sweep(struct fx_api_writer *w)
+{
+    w->swept_ms = fx_mono_ms();
+    struct fx_err err;
+    fx_err_clear(&err);
+    struct fx_stmt *st;
+    if (fx_store_prepare(w->ig->db,
+                         "SELECT batch_id, min(owner), min(created_at) FROM staging_held"
+                         " GROUP BY batch_id",
+                         &st, &err) != 0)
+        return;
+    char(*stale)[37] = NULL;
+    size_t n = 0, cap = 0;
+    while (fx_stmt_step(st) == FX_STORE_ROW) {
+        const char *b = fx_stmt_text(st, 0, NULL), *o = fx_stmt_text(st, 1, NULL),
+                   *c = fx_stmt_text(st, 2, NULL);
+        if (!b || strlen(b) != 36 || !o || !c || !held_stale(w, o, c))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 8;
+            stale = fx_realloc(stale, cap * sizeof(*stale));
+        }
+        memcpy(stale[n++], b, 37);
+    }
+    fx_stmt_reset(st);
+    for (size_t i = 0; i < n; i++) {
+        int rc = fx_store_begin(w->ig->db);
+        if (rc == 0)
+            rc = hold_discard(w, stale[i],
+                              "the server stopped before the request's body was complete;"
+                              " nothing of it was taken",
+                              &err);
+        if (rc == 0)
+            rc = fx_store_commit(w->ig->db);
+        if (rc) {
+            fx_store_rollback(w->ig->db);
+            fx_log(FX_LOG_WARN, "api", NULL, "cannot remove held chunks of batch %s: %s", stale[i],
+                   err.reason[0] ? err.reason : fx_store_errmsg(w->ig->db));
+        } else {
+            fx_log(FX_LOG_INFO, "api", NULL,
+                   "removed the chunks of batch %s: its request never completed", stale[i]);
+        }
+    }
+    free(stale);
+}
+
+static int write_rows(struct fx_api_writer *w, struct fx_api_req *r, struct open_batch *ob,
+                      unsigned char *dirty, const char *now, struct fx_err *err);
+
 /* Write one request inside the group's transaction. */
 static int write_req(struct fx_api_writer *w, struct fx_api_req *r, const char *now,
                      struct fx_err *err)
 {
     int rc;
     r->replay = 0;
+    struct hold *h = r->hold;
+    if (h && !h->rc && (rc = held_present(w, r, err)) <= 0) {
+        if (rc < 0)
+            return rc;
+        h->rc = FX_ESTORE;
+        h->reason = fx_strdup("chunks this request wrote while its body arrived were removed"
+                              " (it took over an hour?); nothing of it was taken");
+    }
+    if (h && h->rc) /* it fails alone (write_group answers it with h->rc) */
+        return hold_discard(w, h->batch, h->reason ? h->reason : "the request failed", err);
     /* the group's earlier requests must be visible to the lookup */
     if (r->idem_key && (rc = ar_flush(w, err)))
         return rc;
-    if (r->idem_key && (rc = idem_lookup(w, r, err)) != 0)
+    if (r->idem_key && (rc = idem_lookup(w, r, err)) != 0) {
+        if (rc == 1 && h) /* answered by the earlier request: nothing of this one is taken */
+            rc = hold_discard(w, h->batch, NULL, err);
         return rc < 0 ? rc : 0;
-    struct open_batch *ob = batch_for(w, r->p, now, err);
-    if (!ob)
-        return FX_ESTORE;
+    }
+    if (!h) {
+        struct open_batch *ob = batch_for(w, r->p, now, err);
+        return ob ? write_rows(w, r, ob, NULL, now, err) : FX_ESTORE;
+    }
+    /* a big body: its batch of its own, some of its chunks held already */
+    struct open_batch mine;
+    memset(&mine, 0, sizeof(mine));
+    mine.p = r->p;
+    memcpy(mine.id, h->batch, sizeof(mine.id));
+    memcpy(mine.corr, h->corr, sizeof(mine.corr));
+    mine.chunks = r->nheld; /* the next chunk's number */
+    fx_buf_init(&mine.chunk, 0);
+    unsigned char *dirty = fx_calloc(r->nheld ? r->nheld : 1, 1);
+    rc = 0;
+    if (!h->batch_written &&
+        (rc = batch_insert(w, h->batch, h->corr, h->trace, r->p, now, err)) == 0)
+        h->batch_written = 1;
+    if (rc == 0)
+        rc = write_rows(w, r, &mine, dirty, now, err);
+    if (rc == 0 && (rc = batch_save(w, &mine, 1, err)) == 0)
+        snprintf(r->res.state, sizeof(r->res.state), "queued");
+    fx_buf_cleanup(&mine.chunk);
+    free(dirty);
+    return rc;
+}
+
+/* The rows of request r into batch ob (its chunks, issues and request row);
+ * dirty: r's held chunks, marked where a row of theirs is a duplicate. */
+static int write_rows(struct fx_api_writer *w, struct fx_api_req *r, struct open_batch *ob,
+                      unsigned char *dirty, const char *now, struct fx_err *err)
+{
+    int rc;
     struct fx_api_counts *c = &r->res;
     uint64_t rejected = c->rejected;
     memset(c, 0, sizeof(*c));
@@ -1828,14 +2345,18 @@ static int write_req(struct fx_api_writer *w, struct fx_api_req *r, const char *
     memcpy(c->correlation_id, r->corr, 37);
     snprintf(c->pipeline, sizeof(c->pipeline), "%s", fx_pipeline_name(r->p));
     memcpy(c->created_at, now, sizeof(c->created_at));
-    int own = r->own_trace || r->nrows > OWN_CHUNKS_ROWS;
+    int own = r->hold || r->own_trace || r->nrows > OWN_CHUNKS_ROWS;
     if (own) { /* chunks of its own: its CloudEvents carry its ids */
         if ((rc = chunk_flush(w, ob, now, err)))
             return rc;
         ob->chunk_corr = r->corr;
         ob->chunk_trace = r->trace;
     }
+    size_t per = r->nheld ? r->held[0].nrows : 1;
     for (size_t i = 0; i < r->nrows; i++) {
+        /* the held chunks are queued before the chunks of the rest */
+        if (i == r->held_rows && r->nheld && (rc = held_queue(w, r, dirty, ob, err)))
+            return rc;
         struct api_row *ar = &r->rows[i];
         ar->dropped = 0;
         if ((rc = seen_take(w, ar->key, err)) < 0)
@@ -1843,6 +2364,8 @@ static int write_req(struct fx_api_writer *w, struct fx_api_req *r, const char *
         if (rc == 0) {
             ar->dropped = 1;
             c->duplicate++;
+            if (i < r->held_rows)
+                dirty[i / per] = 1;
             continue;
         }
         if (ar->distinct_content && ar->by_content) {
@@ -1867,9 +2390,13 @@ static int write_req(struct fx_api_writer *w, struct fx_api_req *r, const char *
             }
         }
         c->accepted++;
+        if (i < r->held_rows)
+            continue; /* in a held chunk already */
         if ((rc = chunk_add(w, ob, r, ar, now, err)))
             return rc;
     }
+    if (r->nheld && r->held_rows == r->nrows && (rc = held_queue(w, r, dirty, ob, err)))
+        return rc;
     /* warnings of a duplicate row go: the row was not taken */
     size_t keep = 0;
     for (size_t i = 0; i < r->nissues; i++)
@@ -1996,7 +2523,9 @@ static void write_group(struct fx_api_writer *w, struct fx_api_req *list)
     if (rc == 0 && w->pg)
         rc = pg_prefetch(w, list, &err);
     for (struct fx_api_req *r = list; r && rc == 0; r = r->next)
-        rc = write_req(w, r, now, &err);
+        rc = r->kind == REQ_PART    ? write_part(w, r, now, &err)
+             : r->kind == REQ_ABORT ? write_abort(w, r, &err)
+                                    : write_req(w, r, now, &err);
     w->prefetched = 0;
     if (rc == 0)
         rc = ar_flush(w, &err);
@@ -2051,11 +2580,38 @@ static void write_group(struct fx_api_writer *w, struct fx_api_req *list)
     }
     while (list) {
         struct fx_api_req *next = list->next;
-        atomic_fetch_sub(&w->waiting_rows, (int64_t)list->received);
-        if (rc == 0 && !list->replay)
-            atomic_fetch_add(&w->backlog, (int64_t)list->res.accepted);
         list->next = NULL;
-        list->done(list->ud, list, rc, rc ? &err : NULL);
+        struct hold *h = list->hold;
+        if (list->kind != REQ_RECORDS) {
+            if (list->kind == REQ_PART && rc && !h->rc) { /* its request will fail */
+                h->rc = rc;
+                h->reason = fx_strdup(err.reason);
+            } else if (list->kind == REQ_ABORT && rc == 0) {
+                h->finished = 1;
+            }
+            req_destroy(list);
+            list = next;
+            continue;
+        }
+        /* a request with held chunks fails alone when they could not all be written */
+        int rrc = rc ? rc : h && h->rc ? h->rc : 0;
+        struct fx_err herr;
+        fx_err_clear(&herr);
+        if (!rc && rrc)
+            fx_err_set(&herr, rrc, "%s", h->reason ? h->reason : "the request failed");
+        if (h && rc == 0) {
+            h->finished = 1;
+        } else if (h && h->batch_written) { /* rolled back: its held chunks go */
+            struct fx_api_req *a = fx_calloc(1, sizeof(*a));
+            a->kind = REQ_ABORT;
+            a->hold = hold_ref(h);
+            if (writer_enqueue(w, a) != 0)
+                req_destroy(a);
+        }
+        atomic_fetch_sub(&w->waiting_rows, (int64_t)list->received);
+        if (rrc == 0 && !list->replay)
+            atomic_fetch_add(&w->backlog, (int64_t)list->res.accepted);
+        list->done(list->ud, list, rrc, rc ? &err : rrc ? &herr : NULL);
         list = next;
     }
     if (rc == 0)
@@ -2088,6 +2644,8 @@ static void *writer_main(void *arg)
                 if (idle_close)
                     write_group(w, NULL);
                 pass_finish_idle(w);
+                if (fx_mono_ms() - w->swept_ms >= 60000)
+                    held_sweep(w);
                 pthread_mutex_lock(&w->mu);
             }
         }
@@ -2185,6 +2743,13 @@ int fx_api_writer_start(struct fx_runtime *rt, struct fx_api_writer **out, struc
               " source='api' AND created_at < ?",
               now, cutoff, err);
     fx_err_clear(err);
+    {
+        char host[256] = "localhost", token[37];
+        gethostname(host, sizeof(host) - 1);
+        fx_uuid7(token);
+        snprintf(w->owner, sizeof(w->owner), "%s %ld %s", host, (long)getpid(), token);
+    }
+    held_sweep(w);
     refresh_backlog(w);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
@@ -2204,12 +2769,23 @@ int fx_api_writer_submit(struct fx_api_writer *w, struct fx_api_req *r, fx_api_d
 {
     r->done = done;
     r->ud = ud;
-    r->next = NULL;
     atomic_fetch_add(&w->waiting_rows, (int64_t)r->received);
+    r->handed = 1;
+    int rc = writer_enqueue(w, r);
+    if (rc) {
+        r->handed = 0;
+        atomic_fetch_sub(&w->waiting_rows, (int64_t)r->received);
+    }
+    return rc;
+}
+
+/* Queue an item (a request, a part, an abort) for the writer. */
+static int writer_enqueue(struct fx_api_writer *w, struct fx_api_req *r)
+{
+    r->next = NULL;
     pthread_mutex_lock(&w->mu);
     if (w->stop) {
         pthread_mutex_unlock(&w->mu);
-        atomic_fetch_sub(&w->waiting_rows, (int64_t)r->received);
         return FX_ECLOSED;
     }
     if (w->tail)

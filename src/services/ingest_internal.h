@@ -35,5 +35,14 @@ void fx__chunk_row(struct fx_buf *b, int first, const struct fx_pipeline *p,
 int fx__stage_chunk(struct fx_store *db, const char *batch_id, uint64_t seq, long first_row,
                     long last_row, size_t nrows, const char *now, struct fx_buf *payload,
                     const char *corr, const char *trace, struct fx_err *err);
+/* The same with the chunk's id given and payload already closed; held_by
+ * non-NULL: no outbox entry, the chunk is listed in staging_held (owner
+ * held_by) until fx__queue_chunk queues it. */
+int fx__stage_chunk_as(struct fx_store *db, const char *id, const char *held_by,
+                       const char *batch_id, uint64_t seq, long first_row, long last_row,
+                       size_t nrows, const char *now, const struct fx_buf *payload,
+                       const char *corr, const char *trace, struct fx_err *err);
+/* The outbox entry of staged chunk id. */
+int fx__queue_chunk(struct fx_store *db, const char *id, struct fx_err *err);
 
 #endif

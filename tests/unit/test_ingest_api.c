@@ -19,12 +19,14 @@
 #include "fluxo/services.h"
 #include "fluxo/store.h"
 #include "fluxo/util.h"
+#include "services/chunk.h"
 #include "testutil.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct env {
@@ -711,6 +713,286 @@ static void test_slices_equal_sequential(void **state)
     fx_buf_cleanup(&big);
 }
 
+/* ---- big bodies: chunks held while the body arrives ---- */
+
+/* A request with holding on, fed body in network-sized pieces; returns once
+ * the writer holds some of its chunks (the rest waits for its commit). */
+static struct fx_api_req *held_req(struct env *e, const struct fx_buf *body)
+{
+    struct fx_jsonrec_opts o;
+    fx_jsonrec_opts_init(&o);
+    o.ndjson = 1;
+    struct fx_err err;
+    struct seqctx c = {new_req(e)};
+    fx_api_req_hold(c.r, e->w);
+    fx_api_req_set_json(c.r, &o);
+    struct fx_jsonrec_parser *p = fx_jsonrec_new(&o, seq_rec, seq_bad, &c);
+    fx_jsonrec_defer_lines(p, par_line);
+    for (size_t at = 0; at < body->len; at += 4093) {
+        size_t nb = body->len - at < 4093 ? body->len - at : 4093;
+        assert_int_equal(fx_jsonrec_feed(p, body->data + at, nb, &err), 0);
+        fx_api_req_progress(c.r);
+    }
+    assert_int_equal(fx_jsonrec_finish(p, &err), 0);
+    fx_jsonrec_free(p);
+    for (int i = 0; i < 500 && count(e, "SELECT count(*) FROM staging_held") == 0; i++) {
+        fx_api_req_progress(c.r);
+        usleep(10000);
+    }
+    assert_true(count(e, "SELECT count(*) FROM staging_held") > 0);
+    /* held: staged, nothing queued for the relay yet */
+    assert_int_equal(count(e, "SELECT count(*) FROM outbox o JOIN staging_held h"
+                              " ON h.id = o.staging_id"),
+                     0);
+    assert_int_equal(count(e, "SELECT count(DISTINCT h.batch_id) FROM staging_held h"
+                              " JOIN batches b ON b.id = h.batch_id WHERE b.state = 'receiving'"),
+                     1);
+    return c.r;
+}
+
+/* The rows of batch's chunks: each chunk's payload has as many rows as its
+ * staging row says, row numbers rise across chunks in order, no key twice.
+ * Returns the number of rows. */
+static int64_t check_chunks(struct env *e, const char *batch)
+{
+    struct fx_store *db;
+    struct fx_err err;
+    fx_err_clear(&err);
+    assert_int_equal(fx_store_open(e->rt.db_url, "ingest", &db, &err), 0);
+    struct fx_stmt *st;
+    assert_int_equal(fx_store_prepare(db,
+                                      "SELECT s.nrows, p.payload, s.first_row, s.last_row"
+                                      " FROM staging s JOIN staging_payload p ON p.id = s.id"
+                                      " WHERE s.batch_id = ? ORDER BY s.seq",
+                                      &st, &err),
+                     0);
+    fx_stmt_bind_text(st, 1, batch, strlen(batch));
+    int64_t total = 0, last = 0;
+    size_t nkeys = 0, capkeys = 0;
+    char(*keys)[33] = NULL;
+    while (fx_stmt_step(st) == FX_STORE_ROW) {
+        size_t len;
+        const char *pl = fx_stmt_text(st, 1, &len);
+        struct fx_chunk c;
+        char why[256];
+        assert_int_equal(fx_chunk_decode(pl, len, &c, why, sizeof(why)), 0);
+        assert_string_equal(c.batch, batch);
+        assert_int_equal((int64_t)c.nrows, fx_stmt_int(st, 0));
+        assert_true(c.nrows > 0);
+        assert_int_equal(fx_chunk_val(&c, 0, 0)->i, fx_stmt_int(st, 2));
+        assert_int_equal(fx_chunk_val(&c, c.nrows - 1, 0)->i, fx_stmt_int(st, 3));
+        for (size_t r = 0; r < c.nrows; r++) {
+            int64_t row = fx_chunk_val(&c, r, 0)->i;
+            assert_true(row > last);
+            last = row;
+            if (nkeys == capkeys) {
+                capkeys = capkeys ? 2 * capkeys : 1024;
+                keys = realloc(keys, capkeys * sizeof(*keys));
+            }
+            snprintf(keys[nkeys++], 33, "%s", fx_chunk_val(&c, r, 1)->s);
+        }
+        total += (int64_t)c.nrows;
+        fx_chunk_free(&c);
+    }
+    fx_stmt_reset(st);
+    fx_store_close(db);
+    qsort(keys, nkeys, sizeof(*keys), (int (*)(const void *, const void *))strcmp);
+    for (size_t i = 1; i < nkeys; i++)
+        assert_string_not_equal(keys[i - 1], keys[i]);
+    free(keys);
+    return total;
+}
+
+/* A big body's chunks are written while it arrives and queued at its
+ * commit; chunks holding repeats found then are rewritten without them; the
+ * outcome is that of the request without holding (the same body sent again
+ * the usual way is all duplicates), in a batch of its own. */
+static void test_held_chunks(void **state)
+{
+    struct env *e = *state;
+    struct fx_buf body;
+    fx_buf_init(&body, 0);
+    ndjson_body(&body, 6000);
+    struct fx_api_req *b = held_req(e, &body);
+    fx_api_req_settle(b);
+    submit_to(e->w, b);
+    const struct fx_api_counts *cb = fx_api_req_result(b);
+    assert_true(cb->accepted > 4000);
+    assert_true(cb->duplicate > 100); /* repeats inside the body, some in held chunks */
+    assert_string_equal(cb->state, "queued");
+    assert_int_equal(count(e, "SELECT count(*) FROM staging_held"), 0);
+    assert_int_equal(check_chunks(e, cb->batch_id), (int64_t)cb->accepted);
+    /* every chunk is queued for the relay, the batch closed with the request's counts */
+    assert_int_equal(count(e, "SELECT count(*) FROM staging s LEFT JOIN outbox o"
+                              " ON o.staging_id = s.id WHERE o.seq IS NULL"),
+                     0);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM batches WHERE id = '%s' AND state = 'queued' AND accepted = %llu"
+             " AND chunks = (SELECT count(*) FROM staging WHERE batch_id = '%s')",
+             cb->batch_id, (unsigned long long)cb->accepted, cb->batch_id);
+    assert_int_equal(count(e, sql), 1);
+    /* held chunks were rewritten: full chunks but the last, except those */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM staging WHERE batch_id = '%s' AND nrows < 1000 AND seq <"
+             " (SELECT max(seq) FROM staging WHERE batch_id = '%s')",
+             cb->batch_id, cb->batch_id);
+    assert_true(count(e, sql) > 0);
+
+    /* the same body without holding: validated the same, every row a duplicate now */
+    struct fx_jsonrec_opts o;
+    fx_jsonrec_opts_init(&o);
+    o.ndjson = 1;
+    struct fx_err err;
+    struct seqctx a = {new_req(e)};
+    struct fx_jsonrec_parser *p = fx_jsonrec_new(&o, seq_rec, seq_bad, &a);
+    assert_int_equal(fx_jsonrec_feed(p, body.data, body.len, &err), 0);
+    assert_int_equal(fx_jsonrec_finish(p, &err), 0);
+    fx_jsonrec_free(p);
+    submit_to(e->w, a.r);
+    const struct fx_api_counts *ca = fx_api_req_result(a.r);
+    assert_int_equal(ca->received, cb->received);
+    assert_int_equal(ca->rejected, cb->rejected);
+    assert_int_equal(ca->accepted, 0);
+    assert_int_equal(ca->duplicate, cb->accepted + cb->duplicate);
+    assert_string_not_equal(ca->batch_id, cb->batch_id);
+
+    /* and sent again with holding: every held chunk emptied and removed */
+    struct fx_api_req *c = held_req(e, &body);
+    fx_api_req_settle(c);
+    submit_to(e->w, c);
+    const struct fx_api_counts *cc = fx_api_req_result(c);
+    assert_int_equal(cc->accepted, 0);
+    assert_int_equal(cc->duplicate, cb->accepted + cb->duplicate);
+    assert_int_equal(count(e, "SELECT count(*) FROM staging_held"), 0);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM staging WHERE batch_id = '%s'", cc->batch_id);
+    assert_int_equal(count(e, sql), 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM batches WHERE id = '%s' AND state = 'queued' AND chunks = 0"
+             " AND duplicate = %llu",
+             cc->batch_id, (unsigned long long)cc->duplicate);
+    assert_int_equal(count(e, sql), 1);
+    assert_int_equal(count(e, "SELECT count(*) FROM staging_payload p LEFT JOIN staging s"
+                              " ON s.id = p.id WHERE s.id IS NULL"),
+                     0);
+    fx_api_req_free(a.r);
+    fx_api_req_free(b);
+    fx_api_req_free(c);
+    fx_buf_cleanup(&body);
+}
+
+/* A big body that never commits (refused half way, client gone): its held
+ * chunks are removed, its batch fails, and none of its rows counts as seen. */
+static void test_held_abort(void **state)
+{
+    struct env *e = *state;
+    struct fx_buf body;
+    fx_buf_init(&body, 0);
+    ndjson_body(&body, 4000);
+    struct fx_api_req *r = held_req(e, &body);
+    fx_api_req_free(r);
+    for (int i = 0; i < 500 && count(e, "SELECT count(*) FROM staging_held") > 0; i++)
+        usleep(10000);
+    assert_int_equal(count(e, "SELECT count(*) FROM staging_held"), 0);
+    assert_int_equal(count(e, "SELECT count(*) FROM staging"), 0);
+    assert_int_equal(count(e, "SELECT count(*) FROM staging_payload"), 0);
+    assert_int_equal(count(e, "SELECT count(*) FROM batches WHERE state = 'failed' AND error"
+                              " LIKE '%before its body was complete%'"),
+                     1);
+    /* sent again in full: taken as new */
+    struct fx_api_req *again = held_req(e, &body);
+    fx_api_req_settle(again);
+    submit_to(e->w, again);
+    assert_true(fx_api_req_result(again)->accepted > 2500);
+    assert_int_equal(check_chunks(e, fx_api_req_result(again)->batch_id),
+                     (int64_t)fx_api_req_result(again)->accepted);
+    fx_api_req_free(again);
+    fx_buf_cleanup(&body);
+}
+
+/* A big body sent again with its Idempotency-Key: the first reply again, and
+ * the chunks the repeat held are gone with its batch. */
+static void test_held_replay(void **state)
+{
+    struct env *e = *state;
+    struct fx_buf body;
+    fx_buf_init(&body, 0);
+    ndjson_body(&body, 3000);
+    char hash[65];
+    memset(hash, 'a', 64);
+    hash[64] = '\0';
+    struct fx_api_req *a = held_req(e, &body);
+    fx_api_req_settle(a);
+    fx_api_req_set_idempotency(a, "big-1", hash);
+    submit_to(e->w, a);
+    int64_t batches = count(e, "SELECT count(*) FROM batches");
+    int64_t chunks = count(e, "SELECT count(*) FROM staging");
+    struct fx_api_req *b = held_req(e, &body);
+    fx_api_req_settle(b);
+    fx_api_req_set_idempotency(b, "big-1", hash);
+    submit_to(e->w, b);
+    assert_int_equal(fx_api_req_replay(b), 1);
+    assert_string_equal(fx_api_req_result(b)->batch_id, fx_api_req_result(a)->batch_id);
+    assert_int_equal(fx_api_req_result(b)->accepted, fx_api_req_result(a)->accepted);
+    assert_int_equal(count(e, "SELECT count(*) FROM batches"), batches);
+    assert_int_equal(count(e, "SELECT count(*) FROM staging"), chunks);
+    assert_int_equal(count(e, "SELECT count(*) FROM staging_held"), 0);
+    fx_api_req_free(a);
+    fx_api_req_free(b);
+    fx_buf_cleanup(&body);
+}
+
+/* Held chunks left by a server that stopped mid-body are removed when the
+ * next one starts; another live server's recent ones stay. */
+static void test_held_sweep(void **state)
+{
+    struct env *e = *state;
+    struct fx_buf body;
+    fx_buf_init(&body, 0);
+    ndjson_body(&body, 4000);
+    struct fx_api_req *r = held_req(e, &body);
+    int64_t held = count(e, "SELECT count(*) FROM staging_held");
+    fx_api_writer_stop(e->w); /* stops with r's body unfinished: its chunks stay */
+    e->w = NULL;
+    assert_int_equal(count(e, "SELECT count(*) FROM staging_held"), held);
+    assert_int_equal(count(e, "SELECT count(*) FROM staging"), held);
+    struct fx_store *db;
+    struct fx_err err;
+    fx_err_clear(&err);
+    assert_int_equal(fx_store_open(e->rt.db_url, "ingest", &db, &err), 0);
+    char now[32];
+    int64_t ms = fx_now_ms();
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    char sql[512];
+    /* another host's server, receiving a body right now; and one gone long ago */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO staging_held(batch_id,id,owner,created_at) VALUES"
+             " ('00000000-0000-7000-8000-000000000001','x1','elsewhere 1 t','%s'),"
+             " ('00000000-0000-7000-8000-000000000002','x2','elsewhere 1 t',"
+             "'2020-01-01T00:00:00.000Z')",
+             now);
+    assert_int_equal(fx_store_exec(db, sql, &err), 0);
+    fx_store_close(db);
+    assert_int_equal(fx_api_writer_start(&e->rt, &e->w, &err), 0);
+    assert_int_equal(count(e, "SELECT count(*) FROM staging_held"), 1);
+    assert_int_equal(count(e, "SELECT count(*) FROM staging_held WHERE id = 'x1'"), 1);
+    assert_int_equal(count(e, "SELECT count(*) FROM staging"), 0);
+    assert_int_equal(count(e, "SELECT count(*) FROM staging_payload"), 0);
+    assert_int_equal(count(e, "SELECT count(*) FROM batches WHERE state = 'failed' AND error"
+                              " LIKE '%server stopped%'"),
+                     1);
+    /* r's end reaching a server without its held chunks: refused, nothing taken */
+    fx_api_req_settle(r);
+    assert_int_not_equal(submit_wait(e, r), 0);
+    assert_int_equal(count(e, "SELECT count(*) FROM staging"), 0);
+    assert_int_equal(count(e, "SELECT count(*) FROM api_requests"), 0);
+    fx_api_req_free(r);
+    fx_buf_cleanup(&body);
+}
+
 int main(void)
 {
     setenv("FLUXO_LOG_LEVEL", "warn", 1);
@@ -726,6 +1008,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slices_equal_sequential, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changing_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_written_in_slices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_sweep, setup, teardown),
     };
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test_setup_teardown(test_dedupe_filter, setup, teardown),
