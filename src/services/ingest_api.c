@@ -2060,8 +2060,8 @@ static int hold_discard(struct fx_api_writer *w, const char *batch, const char *
     if (rc)
         return rc;
     if (!why)
-        return exec_id(w->ig->db, "DELETE FROM batches WHERE id = ? AND state = 'receiving'",
-                       batch, err);
+        return exec_id(w->ig->db, "DELETE FROM batches WHERE id = ? AND state = 'receiving'", batch,
+                       err);
     struct fx_stmt *st;
     if ((rc = fx_store_prepare(w->ig->db,
                                "UPDATE batches SET state = 'failed', error = ?, finished_at = ?"
