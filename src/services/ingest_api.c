@@ -1518,6 +1518,18 @@ static void pend_put(struct fx_api_writer *w, const int64_t k[2])
         w->pend_since = fx_mono_ms();
 }
 
+/* Room for n more pending keys without a rehash midway (a big request
+ * takes hundreds of thousands: growing by doubling re-inserted most of them
+ * once or twice, inside its transaction). */
+static void pend_reserve(struct fx_api_writer *w, size_t n)
+{
+    size_t cap = w->cappend ? w->cappend : 4 * PEND_MAX;
+    while (2 * (w->npend + n) > cap)
+        cap *= 2;
+    if (cap != w->cappend)
+        pend_rehash(w, cap);
+}
+
 /* Append a key to a growable array of keys. */
 static void keys_push(int64_t (**arr)[2], size_t *n, size_t *cap, const int64_t k[2])
 {
@@ -2353,6 +2365,13 @@ static int write_rows(struct fx_api_writer *w, struct fx_api_req *r, struct open
         ob->chunk_trace = r->trace;
     }
     size_t per = r->nheld ? r->held[0].nrows : 1;
+    if (r->nrows > 64) {
+        pend_reserve(w, 2 * r->nrows); /* a key and a repeat key a row at most */
+        if (w->ngroup + 2 * r->nrows > w->capgroup) {
+            w->capgroup = w->ngroup + 2 * r->nrows;
+            w->group_keys = fx_realloc(w->group_keys, w->capgroup * sizeof(*w->group_keys));
+        }
+    }
     for (size_t i = 0; i < r->nrows; i++) {
         /* the held chunks are queued before the chunks of the rest */
         if (i == r->held_rows && r->nheld && (rc = held_queue(w, r, dirty, ob, err)))
