@@ -222,7 +222,7 @@ echo "| PostgreSQL COPY ceiling: the CSV into one table of text columns, no inde
 echo "| same, unlogged table | same | ${copyu_s} s | $(rate "$ROWS" "$copyu_s") | |"
 echo "| PostgreSQL ceiling of the normalized model: the same rows set-based into the same 4 tables, indexes and foreign keys, 64k rows per transaction | SQL in \`bench/pg.sh\` | ${norm_s} s | $(rate "$n" "$norm_s") | |"
 echo "| HTTP API on PostgreSQL: one JSON sale per POST, bearer token, validated and durably queued before the 202 | \`wrk -t2 -c64 -d15s -s bench/http_post.lua\` (\`fluxo run ingest\`) | ${http_rps} requests/s (${http_total} requests, ${http_bad} not 2xx or failed; ${http_stored} rows stored); p50 ${http_p50}, p99 ${http_p99} | | ${http_rss_load} MB |"
-echo "| HTTP API on PostgreSQL: NDJSON bulk POST (after the relay drained the outbox) | \`curl --data-binary @${nd_rows}.ndjson\` | ${nd_s} s | $(rate "$nd_acc" "$nd_s") | ${http_rss} MB |"
+echo "| HTTP API on PostgreSQL: NDJSON bulk POST, the median of ${nd_runs} (different files, each after the relay drained the outbox) | \`curl --data-binary @${nd_rows}.ndjson\` | ${nd_s} s (the ${nd_runs}: ${nd_all//,/, } s) | $(rate "$nd_acc" "$nd_s") | ${http_rss} MB |"
 echo
 echo "Ratio end-to-end / normalized-model ceiling on PostgreSQL: $(python3 -c "print(f'{$norm_s/$e2e_s:.2f}')");"
 echo "ingest alone / COPY into a plain table: $(python3 -c "print(f'{$copy_s/$ing_s:.2f}')")."

@@ -118,7 +118,7 @@ mem=$(free -g | awk '/Mem:/{print $2}')
   echo "| measurement | command | result | latency | server peak RSS |"
   echo "|---|---|---|---|---|"
   echo "| one JSON sale per POST, bearer token, validated and durably queued before the 202 | \`wrk -t2 -c64 -d15s -s bench/http_post.lua\` | ${http_rps} requests/s (${http_total} requests, ${http_bad} not 2xx or failed; ${http_stored} rows stored) | p50 ${http_p50}, p99 ${http_p99} | ${http_rss_load} MB |"
-  echo "| NDJSON bulk POST (after the relay drained the outbox) | \`curl --data-binary @${nd_rows}.ndjson\` | $(rate "$nd_acc" "$nd_s") rows/s (${nd_acc} rows in ${nd_s} s) | | ${http_rss} MB |"
+  echo "| NDJSON bulk POST, the median of ${nd_runs} (different files, each after the relay drained the outbox) | \`curl --data-binary @${nd_rows}.ndjson\` | $(rate "$nd_acc" "$nd_s") rows/s (${nd_acc} rows in ${nd_s} s; the ${nd_runs} POSTs: ${nd_all//,/, } s) | | ${http_rss} MB |"
   echo
   echo "$pg_md"
   echo
