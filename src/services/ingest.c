@@ -189,7 +189,7 @@ static const struct fx_migration ingest_migrations[] = {
      * (src/services/ingest_api.c, "held chunks"): staged without an outbox
      * entry and listed here until the request commits; a request that never
      * does (refused, abandoned, server stopped) has them removed. owner is
-     * "host pid" of the server that wrote them. */
+     * "host pid token" of the API writer that wrote them. */
     {7, "chunks of API requests still being received",
      "CREATE TABLE staging_held (batch_id TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL,"
      " created_at TEXT NOT NULL, PRIMARY KEY (batch_id, id)) WITHOUT ROWID;",

@@ -1904,10 +1904,11 @@ static void ar_drop(struct fx_api_writer *w)
     w->ar_n = 0;
 }
 
-/* PostgreSQL: the group's api_requests rows in one statement (a round trip
- * per request was most of a small request's time there). */
 static int sq_flush(struct fx_api_writer *w, struct fx_err *err);
 
+/* The group's api_requests rows: on PostgreSQL in one statement (a round
+ * trip per request was most of a small request's time there), on SQLite
+ * by sq_flush. */
 static int ar_flush(struct fx_api_writer *w, struct fx_err *err)
 {
     if (!w->pg)
@@ -1944,16 +1945,15 @@ static int ar_flush(struct fx_api_writer *w, struct fx_err *err)
     return rc;
 }
 
-/* The request's api_requests row: now (SQLite), or with the group's others
- * (PostgreSQL, ar_flush). */
-static int request_row(struct fx_api_writer *w, const struct fx_api_req *r, const char *batch,
-                       const char *now, struct fx_err *err)
+/* The request's api_requests row (its ids and counts in r->res), written
+ * with the group's others by ar_flush. */
+static void request_row(struct fx_api_writer *w, const struct fx_api_req *r)
 {
     const struct fx_api_counts *c = &r->res;
     if (w->pg) {
         struct fx_buf *col = w->ar_col;
         ar_text(&col[0], r->corr);
-        ar_text(&col[1], batch);
+        ar_text(&col[1], c->batch_id);
         ar_text(&col[2], c->pipeline);
         ar_text(&col[3], r->idem_key);
         ar_text(&col[4], r->idem_key ? r->body_hash : NULL);
@@ -1964,19 +1964,15 @@ static int request_row(struct fx_api_writer *w, const struct fx_api_req *r, cons
         ar_int(&col[9], c->duplicate);
         ar_int(&col[10], c->warnings);
         ar_int(&col[11], c->possible_dup);
-        ar_text(&col[12], now);
+        ar_text(&col[12], c->created_at);
         w->ar_n++;
-        return 0;
+        return;
     }
-    (void)batch;
-    (void)now; /* both in r->res, read by sq_flush */
-    (void)err;
     if (w->ar_npend == w->ar_cappend) {
         w->ar_cappend = w->ar_cappend ? 2 * w->ar_cappend : 64;
         w->ar_pend = fx_realloc(w->ar_pend, w->ar_cappend * sizeof(*w->ar_pend));
     }
     w->ar_pend[w->ar_npend++] = r;
-    return 0;
 }
 
 /* SQLite: the pending api_requests rows, AR_ROWS to a statement (one
@@ -2346,7 +2342,7 @@ static int write_req(struct fx_api_writer *w, struct fx_api_req *r, const char *
             return rc;
         h->rc = FX_ESTORE;
         h->reason = fx_strdup("chunks this request wrote while its body arrived were removed"
-                              " (it took over an hour?); nothing of it was taken");
+                              " as abandoned; nothing of it was taken");
     }
     if (h && h->rc) /* it fails alone (write_group answers it with h->rc) */
         return hold_discard(w, h->batch, h->reason ? h->reason : "the request failed", err);
@@ -2478,8 +2474,7 @@ static int write_rows(struct fx_api_writer *w, struct fx_api_req *r, struct open
             return rc;
         ob->chunk_corr = ob->chunk_trace = NULL;
     }
-    if ((rc = request_row(w, r, ob->id, now, err)))
-        return rc;
+    request_row(w, r);
     ob->received += c->received;
     ob->accepted += c->accepted;
     ob->rejected += c->rejected;

@@ -20,11 +20,11 @@ struct fx_pipeline;
 
 /* The 128 leading bits of a hex dedupe key as the two integers of table `seen`. */
 void fx__key_words(const char *key, int64_t w[2]);
-/* Chunk payload (see chunk.h for the format): header, then rows. */
 /* Bind the six counts of a batch or request (received, accepted, rejected,
  * duplicate, warnings, possible_dup), in that order, from parameter first. */
 void fx__bind_counts(struct fx_stmt *st, int first, const uint64_t c[6]);
-/* Rows carry the raw input text of the fields the pipeline's plan stores
+/* Chunk payload (see chunk.h for the format): header, then rows. Rows
+ * carry the raw input text of the fields the pipeline's plan stores
  * (fx_plan.raw). */
 void fx__chunk_begin(struct fx_buf *b, const char *batch_id, const struct fx_pipeline *p,
                      uint64_t seq);
