@@ -188,6 +188,9 @@ struct fx_api_writer;
 void fx_api_writer_dedupe_stats(const struct fx_api_writer *w, uint64_t *filtered,
                                 uint64_t *looked_up);
 int fx_api_writer_start(struct fx_runtime *rt, struct fx_api_writer **out, struct fx_err *err);
+/* How long the writer waits with no request before it writes the dedupe keys it holds in
+ * memory (default 20 ms); -1: only when they are due (a second after the first of them). */
+void fx_api_writer_set_idle_keys_ms(struct fx_api_writer *w, int ms);
 /* Commit what is queued, close the open API batches, stop the thread. */
 void fx_api_writer_stop(struct fx_api_writer *w);
 /* Called on the writer thread once the request is committed (rc 0) or failed (rc < 0, err). */

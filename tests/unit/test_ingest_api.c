@@ -447,7 +447,8 @@ static void test_dedupe_filter(void **state)
 static void test_keys_written_in_slices(void **state)
 {
     struct env *e = *state;
-    enum { N = 1400 }; /* add_many: distinct sale times within one day */
+    enum { N = 1400 };                        /* add_many: distinct sale times within one day */
+    fx_api_writer_set_idle_keys_ms(e->w, -1); /* the pass runs among the groups below */
     struct fx_api_req *a = new_req(e);
     add_many(a, "Lote", 200, N);
     assert_int_equal(fx_api_req_result(submit_to(e->w, a))->accepted, N);
@@ -488,6 +489,34 @@ static void test_keys_written_in_slices(void **state)
     /* each sale's key, and the content key (all but the time) they share */
     assert_int_equal(count(e, "SELECT count(*) FROM seen"), N + n + 1);
     assert_int_equal(count(e, "SELECT sum(nrows) FROM staging"), N + n);
+}
+
+/* An idle writer writes the keys it holds at once, not when they are due (a
+ * second after the first): a bulk request that follows another does not
+ * find them in its way. */
+static void test_keys_written_when_idle(void **state)
+{
+    struct env *e = *state;
+    enum { N = 1400 };
+    struct fx_api_req *a = new_req(e);
+    add_many(a, "Ocioso", 200, N);
+    int64_t t0 = fx_mono_ms();
+    assert_int_equal(fx_api_req_result(submit_to(e->w, a))->accepted, N);
+    fx_api_req_free(a);
+    /* each sale's key and the content key they share */
+    int64_t seen = 0;
+    while ((seen = count(e, "SELECT count(*) FROM seen")) < N + 1 && fx_mono_ms() - t0 < 10000)
+        usleep(5000);
+    assert_int_equal(seen, N + 1);
+    /* written by the idle writer (20 ms without a request), well before
+     * they were due */
+    assert_true(fx_mono_ms() - t0 < 900);
+
+    /* the same rows again: all duplicates, found in `seen` */
+    struct fx_api_req *b = new_req(e);
+    add_many(b, "Ocioso", 200, N);
+    assert_int_equal(fx_api_req_result(submit_to(e->w, b))->duplicate, N);
+    fx_api_req_free(b);
 }
 
 /* The dedupe filter grows with the table: a writer started on an empty
@@ -1008,6 +1037,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slices_equal_sequential, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changing_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_written_in_slices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_written_when_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_replay, setup, teardown),
