@@ -20,6 +20,9 @@ struct fx_pipeline;
 
 /* The 128 leading bits of a hex dedupe key as the two integers of table `seen`. */
 void fx__key_words(const char *key, int64_t w[2]);
+/* n pairs of key words from src into dst (not overlapping), ordered as signed
+ * integers, word 0 then word 1: the order of `seen`'s primary key. */
+void fx__keys_sort(const int64_t (*src)[2], size_t n, int64_t (*dst)[2]);
 /* Bind the six counts of a batch or request (received, accepted, rejected,
  * duplicate, warnings, possible_dup), in that order, from parameter first. */
 void fx__bind_counts(struct fx_stmt *st, int first, const uint64_t c[6]);

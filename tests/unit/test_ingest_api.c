@@ -20,6 +20,7 @@
 #include "fluxo/store.h"
 #include "fluxo/util.h"
 #include "services/chunk.h"
+#include "services/ingest_internal.h"
 #include "testutil.h"
 
 #include <pthread.h>
@@ -517,6 +518,51 @@ static void test_keys_written_when_idle(void **state)
     add_many(b, "Ocioso", 200, N);
     assert_int_equal(fx_api_req_result(submit_to(e->w, b))->duplicate, N);
     fx_api_req_free(b);
+}
+
+static int cmp_words(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    if (x[0] != y[0])
+        return x[0] < y[0] ? -1 : 1;
+    return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+/* The pass's sort gives qsort's order: random keys (negative ones too),
+ * keys equal in word 0, a bucket of 500 keys sharing their top 16 bits
+ * (crafted input), repeated keys, and sizes around the small-input cutoff. */
+static void test_keys_sort(void **state)
+{
+    (void)state;
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    size_t sizes[] = {0, 1, 2, 255, 256, 257, 5000, 70000};
+    for (size_t t = 0; t < sizeof(sizes) / sizeof(sizes[0]); t++) {
+        size_t n = sizes[t];
+        int64_t(*src)[2] = fx_malloc((n + 1) * sizeof(*src));
+        int64_t(*got)[2] = fx_malloc((n + 1) * sizeof(*got));
+        int64_t(*want)[2] = fx_malloc((n + 1) * sizeof(*want));
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+            src[i][0] = (int64_t)x;
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            src[i][1] = (int64_t)x;
+            if (i % 7 == 1) /* same word 0 as the key before */
+                src[i][0] = src[i - 1][0];
+            if (i % 11 == 3) /* the same key twice */
+                memcpy(src[i], src[i - 1], sizeof(src[i]));
+            if (i % 100 < 1 && n >= 50000) /* 700 keys in one bucket */
+                src[i][0] = (int64_t)(0x7FFF000000000000ull | (x >> 16));
+        }
+        memcpy(want, src, n * sizeof(*src));
+        qsort(want, n, sizeof(*want), cmp_words);
+        fx__keys_sort((const int64_t(*)[2])src, n, got);
+        for (size_t i = 0; i < n; i++)
+            if (memcmp(got[i], want[i], sizeof(got[i])) != 0)
+                fail_msg("%zu keys: key %zu out of order", n, i);
+        free(src);
+        free(got);
+        free(want);
+    }
 }
 
 /* The dedupe filter grows with the table: a writer started on an empty
@@ -1044,6 +1090,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_held_sweep, setup, teardown),
     };
     const struct CMUnitTest sqlite_only[] = {
+        cmocka_unit_test(test_keys_sort),
         cmocka_unit_test_setup_teardown(test_dedupe_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedupe_filter_grows, setup, teardown),
     };
