@@ -76,12 +76,11 @@ measure pandas /usr/bin/python3 -c "import pandas, sys; df = pandas.read_excel(s
 pandas_s=$SECS; pandas_rss=$RSS_MB
 [ "$(cat "$out/pandas.out")" = "$XROWS" ] || { echo "bench: pandas read $(cat "$out/pandas.out") rows" >&2; exit 1; }
 
-
-# 8. PostgreSQL (a private server; markdown printed by the script)
+# 7. PostgreSQL (a private server; markdown printed by the script)
 PG_ROWS=${PG_ROWS:-$ROWS}
 pg_md=$(bash bench/pg.sh "$PG_ROWS" "$bin" "$out")
 
-# 9. services as processes over RabbitMQ (publisher confirms), PostgreSQL and SQLite stores
+# 8. services as processes over RabbitMQ (publisher confirms), PostgreSQL and SQLite stores
 amqp_md=$(FLUXO_BIN="$bin" bash bench/amqp.sh "$PG_ROWS")
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)

@@ -1468,7 +1468,7 @@ static struct open_batch *batch_for(struct fx_api_writer *w, const struct fx_pip
  * holds at once, due or not, in transactions of IDLE_SLICE keys (a request
  * that comes meanwhile waits for one of them at most). Three 100k-row NDJSON
  * POSTs in a row took 0.29 / 0.35 / 0.43 s before, each finding the keys of
- * the one before in its way; 0.24-0.25 s each since.
+ * the one before in its way; 0.22-0.27 s each since.
  *
  * After a crash the keys of the last seconds may be missing from `seen`: a
  * re-sent row of those seconds is then taken again at ingest, and the
@@ -1683,12 +1683,12 @@ static size_t pend_sorted(struct fx_api_writer *w)
     return n;
 }
 
-/* n keys of src into dst, in cmp_key order (signed, word 0 then 1). A pass starts with up to
- * PEND_MAX keys, once a second under load, between two groups: qsort took
- * 9-10 ms for 65k keys, and every request queued behind it waited. The keys
- * are BLAKE2b words, uniform, so a counting sort on their top 16 bits (in
- * signed order) leaves about one key per bucket, sorted in place; a bucket
- * grown big (crafted keys) is qsorted, no worse than before. */
+/* n keys of src into dst, in cmp_key order (signed, word 0 then 1). A pass
+ * starts with up to PEND_MAX keys, once a second under load, between two
+ * groups: qsort took 9-10 ms for 65k keys, and every request queued behind
+ * it waited. The keys are BLAKE2b words, uniform, so a counting sort on their
+ * top 16 bits (in signed order) leaves about one key per bucket, sorted in
+ * place; a bucket grown big (crafted keys) is qsorted, no worse than before. */
 void fx__keys_sort(const int64_t (*src)[2], size_t n, int64_t (*dst)[2])
 {
     enum { BUCKETS = 1 << 16 };
@@ -2765,9 +2765,9 @@ static void *writer_main(void *arg)
     for (;;) {
         while (!w->head && !w->stop) {
             /* Dedupe keys still to write: once no request came for
-             * idle_keys_after ms (20), the writer is idle and writes them now rather
-             * than when due, so that the next burst (a bulk POST after
-             * another) does not find them in its way. */
+             * idle_keys_after ms (20), the writer is idle and writes them
+             * now rather than when due, so that the next burst (a bulk POST
+             * after another) does not find them in its way. */
             int keys_waiting =
                 (w->npend || w->fq_n) && w->idle_keys_after >= 0 && fx_mono_ms() >= w->idle_keys_ms;
             struct timespec ts;

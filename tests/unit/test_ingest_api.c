@@ -529,7 +529,7 @@ static int cmp_words(const void *a, const void *b)
 }
 
 /* The pass's sort gives qsort's order: random keys (negative ones too),
- * keys equal in word 0, a bucket of 500 keys sharing their top 16 bits
+ * keys equal in word 0, a bucket of 700 keys sharing their top 16 bits
  * (crafted input), repeated keys, and sizes around the small-input cutoff. */
 static void test_keys_sort(void **state)
 {
@@ -1073,7 +1073,8 @@ int main(void)
     setenv("FLUXO_LOG_LEVEL", "warn", 1);
     /* SQLite always; with FLUXO_TEST_PG_URL (the integration run,
      * test_ingest_api_pg) the same on PostgreSQL instead, less the
-     * in-memory filter of `seen`, which only the SQLite store has */
+     * in-memory filter of `seen`, which only the SQLite store has (and the
+     * key sort, which needs no store) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_accept_reject_dedupe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_position_keyed_rows, setup, teardown),
